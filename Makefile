@@ -1,0 +1,34 @@
+# Two commands work on a fresh machine (see README):
+#   make render STACK=dev   what a stack would create, offline, no account needed
+#   make test               the whole test suite; installs what it needs itself
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: venv render test lint typecheck unit
+
+# The venv is rebuilt only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+render: venv
+	$(PY) -m coral_infra.render $(STACK)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit

@@ -1,0 +1,1 @@
+"""coral-infra: a RunPod GPU pod on your tailnet as coral-machine, provisioned with Pulumi."""

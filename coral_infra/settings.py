@@ -454,14 +454,17 @@ def _problems_from(error: ValidationError) -> list[ConfigProblem]:
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
+        key = _key_path(loc)
         if item["type"] == "extra_forbidden":
+            # The unknown key itself is spelled as the user typed it, never "corrected".
+            key = f"{_key_path(loc[:-1])}.{loc[-1]}"
             allowed = ", ".join(_allowed_keys(loc)) or "none"
             message = f"unknown key {str(loc[-1])!r} (a typo?); allowed here: {allowed}"
         elif item["type"] == "value_error":
             message = str(item["ctx"]["error"])
         else:
             message = f"got {item.get('input')!r}; {item['msg'][0].lower()}{item['msg'][1:]}"
-        problems.append(ConfigProblem(_key_path(loc), message))
+        problems.append(ConfigProblem(key, message))
     return problems
 
 

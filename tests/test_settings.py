@@ -346,8 +346,9 @@ def test_all_mistakes_reported_together() -> None:
         "coral:machines[1].hostname",
         "coral:machines[1].volume.mountPath",
     }
-    message = str(pytest.raises(SettingsError, parse_settings, config).value)
-    assert message.startswith("9 problem(s) in stack config:")
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(config)
+    assert str(caught.value).startswith("9 problem(s) in stack config:")
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -581,3 +581,17 @@ def load_stack(stack: str) -> Settings:
     """Settings of a stack straight from its file, for offline tools and the policy owner."""
     config, secure = read_stack_config(stack)
     return parse_settings(config, secret_keys=secure, source=str(stack_file(stack)))
+
+
+def load_from_engine() -> Settings:
+    """Settings of the stack the Pulumi engine is running, read once at program start.
+
+    The whole config map is read (not key by key through `pulumi.Config`) so that a typo'd
+    key is reported instead of silently ignored.
+    """
+    from pulumi.runtime import config as engine_config
+
+    config = {**engine_config.get_config_env(), **engine_config.CONFIG.get()}
+    secret = set(engine_config.get_config_secret_keys_env())
+    secret |= {key for key in config if engine_config.is_config_secret(key)}
+    return parse_settings(config, secret_keys=secret, source="the stack's config")

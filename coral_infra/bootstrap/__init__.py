@@ -70,7 +70,8 @@ def start_command(main_command: Sequence[str] = (), script_dest: str = DEFAULT_S
         if not _SAFE_WORD.match(word):
             field = "script_dest" if i == 0 else f"main_command[{i - 1}]"
             raise ValueError(
-                f"{field}={word!r} must be a non-empty word of letters, digits and _ . / : = @ % + , -"
+                f"{field}={word!r} must be a non-empty word of letters, digits "
+                "and _ . / : = @ % + , -"
             )
     run = " ".join(["exec", "bash", script_dest, *main_command])
     return f"bash -c 'printf %s ${SCRIPT_ENV} | base64 -d > {script_dest} && {run}'"
@@ -101,7 +102,8 @@ def pod_env(
         )
     if not 1 <= sshd_port <= 65535 or sshd_port == 22:
         raise ValueError(
-            f"sshd_port={sshd_port} must be 1-65535 and not 22 (Tailscale SSH owns 22 on the tailnet)"
+            f"sshd_port={sshd_port} must be 1-65535 and not 22 "
+            "(Tailscale SSH owns 22 on the tailnet)"
         )
     for i, arg in enumerate(extra_up_args):
         if not _SAFE_WORD.match(arg):

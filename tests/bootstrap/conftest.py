@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,7 +52,7 @@ class Pod:
             (self.fake / name).unlink(missing_ok=True)
         out = self.root / "bootstrap.out"
         env = {**self.env, **(extra_env or {})}
-        command = ["bash", str(SCRIPT_PATH)] + list(main or ["true"])
+        command = ["bash", str(SCRIPT_PATH), *list(main or ["true"])]
         with out.open("wb") as sink:
             proc = subprocess.Popen(
                 command,
@@ -68,10 +69,8 @@ class Pod:
     def stop(self) -> None:
         """Stops everything the last start left running (the container stopping)."""
         for pgid in self.sessions:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.sessions.clear()
         time.sleep(0.05)
         socket = self.root / "run" / "tailscaled.sock"

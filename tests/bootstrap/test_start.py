@@ -6,7 +6,7 @@ import hashlib
 import os
 import stat
 
-from .conftest import BAD_KEY, GOOD_KEY, Pod
+from .conftest import BAD_KEY, FAKES, GOOD_KEY, Pod
 
 
 def key_digest(key: str) -> str:
@@ -193,8 +193,6 @@ def test_sshd_started_on_2222_with_persistent_host_key(pod: Pod) -> None:
     run = pod.start(extra_env=sshd_env)
     assert "no sshd in this image" in run.log
 
-    from .conftest import FAKES
-
     sshd_env["CORAL_SSHD_BIN"] = str(FAKES / "sshd")
     sshd_env["PUBLIC_KEY"] = "ssh-ed25519 AAAAC3Nza coral@test"
     run = pod.start(extra_env=sshd_env)
@@ -217,10 +215,12 @@ def test_sshd_started_on_2222_with_persistent_host_key(pod: Pod) -> None:
 
 
 def test_sshd_refuses_port_22(pod: Pod) -> None:
-    from .conftest import FAKES
-
     run = pod.start(
-        extra_env={"CORAL_SSHD": "1", "CORAL_SSHD_BIN": str(FAKES / "sshd"), "CORAL_SSHD_PORT": "22"}
+        extra_env={
+            "CORAL_SSHD": "1",
+            "CORAL_SSHD_BIN": str(FAKES / "sshd"),
+            "CORAL_SSHD_PORT": "22",
+        }
     )
     assert "CORAL_SSHD_PORT=22 refused" in run.log
     assert pod.read("sshd.argv") == ""

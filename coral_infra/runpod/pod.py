@@ -1,0 +1,359 @@
+"""The RunPod pod as a Pulumi dynamic resource.
+
+Why a dynamic provider: RunPod's own Pulumi provider has no Read (no refresh, no drift), ignores
+GPU/volume changes in diff, keeps the token in the URL and env in plaintext, and retries
+nothing. This one keeps every RunPod call in `api` (imported lazily there), so check and diff
+of an unchanged stack stay offline and fast.
+
+Lifecycle decisions:
+- Replace (delete first, then create: the name is unique): name, gpu_type_id, gpu_count,
+  cloud_type, data_center_id, network_volume_id, volume_gb, volume_mount_path. These pick the
+  host or the volume; RunPod cannot change them on a pod.
+- Update in place with podEditJob, which resets the container (same pod id, host and volumes,
+  so tailscaled state on /workspace survives): image, container_disk_gb, ports, env,
+  docker_args.
+- Update in place with NO RunPod call: auth_key alone. The auth key only matters for the first
+  login; afterwards tailscaled's persisted state on the volume authenticates the node, so a
+  rotated key must never restart or replace the pod. The new value is only recorded (secret).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from coral_infra.runpod import api
+from coral_infra.runpod.props import (
+    changed_fields,
+    check_int,
+    has_control_chars,
+    is_unknown,
+    whole_number,
+)
+
+INPUTS = (
+    "name",
+    "image",
+    "gpu_type_id",
+    "gpu_count",
+    "cloud_type",
+    "data_center_id",
+    "container_disk_gb",
+    "volume_gb",
+    "network_volume_id",
+    "volume_mount_path",
+    "ports",
+    "env",
+    "auth_key",
+    "docker_args",
+)
+REPLACE_ON = (
+    "name",
+    "gpu_type_id",
+    "gpu_count",
+    "cloud_type",
+    "data_center_id",
+    "network_volume_id",
+    "volume_gb",
+    "volume_mount_path",
+)
+EDIT_ON = ("image", "container_disk_gb", "ports", "env", "docker_args")
+OUTPUTS = ("pod_id", "desired_status", "machine_id", "pod_host_id", "location", "cost_per_hr")
+
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PORT_RE = re.compile(r"^([0-9]{1,5})/(tcp|http)$")
+_IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+
+
+@dataclass
+class PodArgs:
+    """Inputs of a RunPod pod."""
+
+    name: pulumi.Input[str]
+    """Unique pod name in the RunPod account: a pod whose id was lost is found again by it."""
+    image: pulumi.Input[str]
+    """Container image reference; changing it edits the pod in place (container reset)."""
+    gpu_type_id: pulumi.Input[str]
+    """RunPod GPU type id, e.g. "NVIDIA GeForce RTX 4090"; a change replaces the pod."""
+    auth_key: pulumi.Input[str]
+    """Tailscale auth key, sent as env TAILSCALE_AUTHKEY; secret. Changing only this never
+    restarts or replaces the pod and calls no RunPod API."""
+    gpu_count: pulumi.Input[int] = 1
+    """GPUs attached to the pod; a change replaces the pod."""
+    cloud_type: pulumi.Input[str] = "SECURE"
+    """"SECURE", "COMMUNITY" or "ALL"; a change replaces the pod."""
+    data_center_id: pulumi.Input[str] | None = None
+    """RunPod data center, e.g. "EU-RO-1"; None lets RunPod choose (or follows the network
+    volume). A change replaces the pod."""
+    container_disk_gb: pulumi.Input[int] = 20
+    """Container disk (wiped on every reset); changing it edits the pod in place."""
+    volume_gb: pulumi.Input[int] = 0
+    """Pod-local volume size; must be 0 when a network volume is used. A change replaces the
+    pod (and loses the pod-local volume)."""
+    network_volume_id: pulumi.Input[str] | None = None
+    """Network volume mounted at volume_mount_path; a change replaces the pod."""
+    volume_mount_path: pulumi.Input[str] = "/workspace"
+    """Where the (network or pod-local) volume is mounted; a change replaces the pod."""
+    ports: pulumi.Input[Sequence[pulumi.Input[str]]] = field(default_factory=list)
+    """Exposed ports like ["2222/tcp", "11111/tcp"]; changing them edits the pod in place."""
+    env: pulumi.Input[Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
+    """Extra, non-secret environment variables; changing them edits the pod in place."""
+    docker_args: pulumi.Input[str] | None = None
+    """Container start command override; changing it edits the pod in place."""
+
+
+def _check_text(
+    failures: list[dyn.CheckFailure], news: dict[str, Any], name: str, *, optional: bool
+) -> None:
+    value = news.get(name)
+    if is_unknown(value) or (optional and value is None):
+        return
+    if not isinstance(value, str) or not value.strip() or has_control_chars(value):
+        failures.append(
+            dyn.CheckFailure(name, f"{name} must be a non-empty string without control characters")
+        )
+
+
+def _check_pod(news: dict[str, Any]) -> list[dyn.CheckFailure]:
+    """Validate and normalise `news` in place; every failure names its field."""
+    failures: list[dyn.CheckFailure] = []
+    for name in ("name", "gpu_type_id", "volume_mount_path", "auth_key"):
+        _check_text(failures, news, name, optional=False)
+    _check_text(failures, news, "data_center_id", optional=True)
+    image = news.get("image")
+    if not is_unknown(image) and (not isinstance(image, str) or not _IMAGE_RE.match(image)):
+        failures.append(
+            dyn.CheckFailure("image", "image must be an image reference like 'ghcr.io/org/img:tag'")
+        )
+    path = news.get("volume_mount_path")
+    if isinstance(path, str) and not is_unknown(path) and not path.startswith("/"):
+        failures.append(dyn.CheckFailure("volume_mount_path", "volume_mount_path must be absolute"))
+    if not is_unknown(news.get("cloud_type")) and news.get("cloud_type") not in api.CLOUD_TYPES:
+        failures.append(
+            dyn.CheckFailure(
+                "cloud_type", f"cloud_type must be one of {', '.join(api.CLOUD_TYPES)}"
+            )
+        )
+    check_int(failures, news, "gpu_count", 1)
+    check_int(failures, news, "container_disk_gb", 1)
+    check_int(failures, news, "volume_gb", 0)
+    volume_id = news.get("network_volume_id")
+    if volume_id is not None and not is_unknown(volume_id):
+        if not isinstance(volume_id, str) or not api.ID_RE.match(volume_id):
+            failures.append(
+                dyn.CheckFailure(
+                    "network_volume_id",
+                    "network_volume_id must be a RunPod id (letters and digits)",
+                )
+            )
+        elif news.get("volume_gb") not in (0, None):
+            failures.append(
+                dyn.CheckFailure("volume_gb", "volume_gb must be 0 when network_volume_id is set")
+            )
+    _check_ports(failures, news)
+    _check_env(failures, news)
+    docker_args = news.get("docker_args")
+    if docker_args is None:
+        news["docker_args"] = ""
+    elif not is_unknown(docker_args) and not isinstance(docker_args, str):
+        failures.append(dyn.CheckFailure("docker_args", "docker_args must be a string"))
+    return failures
+
+
+def _check_ports(failures: list[dyn.CheckFailure], news: dict[str, Any]) -> None:
+    ports = news.get("ports")
+    if is_unknown(ports):
+        return
+    if not isinstance(ports, list):
+        failures.append(dyn.CheckFailure("ports", "ports must be a list like ['2222/tcp']"))
+        return
+    for port in ports:
+        match = _PORT_RE.match(port) if isinstance(port, str) else None
+        if match is None or not 1 <= int(match.group(1)) <= 65535:
+            failures.append(
+                dyn.CheckFailure(
+                    "ports", f"port {port!r} must be '<1-65535>/tcp' or '<1-65535>/http'"
+                )
+            )
+    if len(set(map(str, ports))) != len(ports):
+        failures.append(dyn.CheckFailure("ports", "ports must not repeat"))
+
+
+def _check_env(failures: list[dyn.CheckFailure], news: dict[str, Any]) -> None:
+    env = news.get("env")
+    if env is None:
+        news["env"] = {}
+        return
+    if is_unknown(env):
+        return
+    if not isinstance(env, dict):
+        failures.append(dyn.CheckFailure("env", "env must be a mapping of names to strings"))
+        return
+    for key, value in env.items():
+        if not _ENV_KEY_RE.match(key):
+            failures.append(
+                dyn.CheckFailure("env", f"env name {key!r} must match [A-Za-z_][A-Za-z0-9_]*")
+            )
+        elif key == api.AUTH_KEY_ENV:
+            failures.append(
+                dyn.CheckFailure(
+                    "env", f"env must not set {api.AUTH_KEY_ENV}: pass the key as auth_key (secret)"
+                )
+            )
+        elif not is_unknown(value) and not isinstance(value, str):
+            failures.append(dyn.CheckFailure("env", f"env {key} must be a string"))
+
+
+def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: whole_number(props.get(name)) for name in INPUTS}
+
+
+def _spec(props: Mapping[str, Any]) -> api.PodSpec:
+    inputs = _inputs(props)
+    return api.PodSpec(
+        name=inputs["name"],
+        image=inputs["image"],
+        gpu_type_id=inputs["gpu_type_id"],
+        gpu_count=inputs["gpu_count"],
+        cloud_type=inputs["cloud_type"],
+        data_center_id=inputs["data_center_id"],
+        container_disk_gb=inputs["container_disk_gb"],
+        volume_gb=inputs["volume_gb"],
+        network_volume_id=inputs["network_volume_id"],
+        volume_mount_path=inputs["volume_mount_path"],
+        ports=tuple(inputs["ports"] or ()),
+        env={**(inputs["env"] or {}), api.AUTH_KEY_ENV: inputs["auth_key"]},
+        docker_args=inputs["docker_args"] or "",
+    )
+
+
+def _outputs(inputs: Mapping[str, Any], pod: api.PodInfo) -> dict[str, Any]:
+    return {
+        **inputs,
+        "pod_id": pod.id,
+        "desired_status": pod.desired_status,
+        "machine_id": pod.machine_id,
+        "pod_host_id": pod.pod_host_id,
+        "location": pod.location,
+        "cost_per_hr": pod.cost_per_hr,
+    }
+
+
+class PodProvider(dyn.ResourceProvider):
+    """CRUD for a RunPod pod; holds no credentials (it is pickled into state)."""
+
+    def configure(self, req: dyn.ConfigureRequest) -> None:
+        api.configure(req.config.get(api.API_KEY_CONFIG))
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        inputs = _inputs(news)
+        return dyn.CheckResult(inputs, _check_pod(inputs))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        replaces = changed_fields(olds, news, REPLACE_ON)
+        changes = changed_fields(olds, news, INPUTS)
+        return dyn.DiffResult(
+            changes=bool(changes),
+            replaces=replaces,
+            delete_before_replace=True if replaces else None,
+        )
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        """Create (or adopt by name), then wait for RUNNING; never leave an untracked pod.
+
+        A pod that RunPod accepted but that fails to start is terminated before raising,
+        because a raising create loses the id (pulumi/pulumi#5210).
+        """
+        spec = _spec(props)
+        pod_id = api.create_pod(spec)
+        try:
+            pod = api.wait_for_pod(pod_id)
+        except api.RunPodError as exc:
+            raise _abandon(pod_id, exc) from None
+        if pod.gpu_type_id not in (None, spec.gpu_type_id) or pod.image != spec.image:
+            raise api.RunPodRequestError(
+                f"a pod named {spec.name!r} already exists ({pod.id}: {pod.gpu_type_id}, "
+                f"{pod.image}) and does not match this spec; terminate it or choose another name"
+            )
+        return dyn.CreateResult(pod.id, _outputs(_inputs(props), pod))
+
+    def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
+        """Refresh: a gone pod reads as gone; a migrated pod (new id) is found by name.
+
+        Returns inputs built from the live pod, so an unchanged pod shows no diff and real
+        drift (image, env, ports, ...) shows as a change `up` will fix.
+        """
+        pod = api.get_pod(id_) or api.find_pod_by_name(str(props.get("name")))
+        if pod is None:
+            return dyn.ReadResult(None, {})
+        live = {
+            **_inputs(props),
+            "image": pod.image,
+            "gpu_count": pod.gpu_count,
+            "container_disk_gb": pod.container_disk_gb,
+            "volume_gb": pod.volume_gb,
+            "network_volume_id": pod.network_volume_id,
+            "ports": list(pod.ports),
+            "env": pod.env,
+            "docker_args": pod.docker_args,
+        }
+        if pod.gpu_type_id:
+            live["gpu_type_id"] = pod.gpu_type_id
+        if pod.volume_mount_path:
+            live["volume_mount_path"] = pod.volume_mount_path
+        return dyn.ReadResult(pod.id, _outputs(live, pod), live)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        """Edit the pod, or, when only the auth key changed, record it with no API call."""
+        inputs = _inputs(news)
+        if not changed_fields(olds, news, EDIT_ON):
+            return dyn.UpdateResult({**{k: olds.get(k) for k in OUTPUTS}, **inputs})
+        api.edit_pod(id_, _spec(news))
+        return dyn.UpdateResult(_outputs(inputs, api.wait_for_pod(id_)))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Terminate; already gone is success. A pod migrated to a new id is found by name."""
+        if api.terminate_pod(id_):
+            return
+        migrated = api.find_pod_by_name(str(props.get("name")))
+        if migrated is not None:
+            api.terminate_pod(migrated.id)
+
+
+def _abandon(pod_id: str, cause: api.RunPodError) -> api.RunPodError:
+    try:
+        api.terminate_pod(pod_id)
+    except api.RunPodError as exc:
+        return type(cause)(
+            f"{cause}; terminating pod {pod_id} also failed ({exc}): terminate it in the "
+            "RunPod console"
+        )
+    return type(cause)(f"{cause}; pod {pod_id} was terminated so nothing is left running")
+
+
+class Pod(dyn.Resource, module="runpod", name="Pod"):
+    """A RunPod GPU pod; see the module docstring for what replaces and what updates."""
+
+    pod_id: pulumi.Output[str]
+    desired_status: pulumi.Output[str]
+    machine_id: pulumi.Output[str]
+    pod_host_id: pulumi.Output[str]
+    location: pulumi.Output[str]
+    cost_per_hr: pulumi.Output[float]
+    auth_key: pulumi.Output[str]
+
+    def __init__(
+        self, resource_name: str, args: PodArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        props: dict[str, Any] = {name: getattr(args, name) for name in INPUTS}
+        props["auth_key"] = pulumi.Output.secret(args.auth_key)
+        props.update({name: None for name in OUTPUTS})
+        secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=["auth_key"])
+        super().__init__(
+            PodProvider(), resource_name, props, pulumi.ResourceOptions.merge(opts, secret_outputs)
+        )

@@ -1,0 +1,142 @@
+"""The pod's tailnet device: found once it joined, then pinned (tag, no key expiry, authorized)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pulumi
+import pulumi_tailscale as tailscale
+from pulumi.output import UNKNOWN
+
+
+class StaleDeviceError(RuntimeError):
+    """Another device holds the machine's name; the message says how to free it."""
+
+
+@dataclass(frozen=True)
+class DeviceArgs:
+    """Which device to wait for and what it must carry."""
+
+    hostname: str
+    """The machine's hostname (`coral:machines[].hostname`), its name on the tailnet."""
+    machine_tag: str
+    """The stack's machine tag; the device keeps exactly this tag."""
+    wait_for: str
+    """How long to wait for the device to join (`coral:tailnet.deviceWait`, e.g. '5m')."""
+    joined_after: pulumi.Input[str]
+    """Something known only once the pod exists (its id): the lookup waits for it, and does
+    not run in preview, where the pod may not exist yet."""
+
+
+@dataclass(frozen=True)
+class _Listed:
+    node_id: str
+    name: str
+    hostname: str
+    last_seen: str
+
+
+def _listed(device: Any) -> _Listed:
+    return _Listed(
+        node_id=device.node_id or device.id or "",
+        name=device.name or "",
+        hostname=device.hostname or "",
+        last_seen=device.last_seen or "unknown",
+    )
+
+
+def stale_device_problem(hostname: str, found: Any, devices: Sequence[Any]) -> str | None:
+    """Why the device found for `hostname` cannot be trusted as the pod, or None.
+
+    A device that kept the name (an old pod whose state was lost) makes the pod join as
+    `<hostname>-1`, and a lookup by hostname then returns whichever comes first
+    (tailscale/tailscale#6733, #11527).
+    """
+    ours = _listed(found)
+    same_name = re.compile(rf"^{re.escape(hostname)}(-\d+)?$")
+    holders = [
+        d
+        for d in map(_listed, devices)
+        if d.node_id != ours.node_id
+        and (d.hostname == hostname or same_name.match(d.name.split(".")[0]))
+    ]
+    label = ours.name.split(".")[0]
+    if label == hostname and not holders:
+        return None
+    others = "\n".join(
+        f"  - {d.name or d.hostname} (id {d.node_id}, last seen {d.last_seen})" for d in holders
+    )
+    return (
+        f"more than one tailnet device claims the name {hostname!r}: the device found is "
+        f"{ours.name or ours.hostname!r} (id {ours.node_id})"
+        + (f" and also:\n{others}" if others else "")
+        + "\nA stale device (an earlier pod whose Tailscale state was lost) holds the name. "
+        "Remove it in the admin console (Machines -> ... -> Remove) or run `tailscale logout` "
+        f"on it; if the pod's device got the name '{hostname}-1', rename it back to "
+        f"{hostname!r} there (Machines -> ... -> Edit machine name). Then run `pulumi up` again."
+    )
+
+
+class Device(pulumi.ComponentResource):
+    """The pod's device on the tailnet, pinned so it stays reachable.
+
+    Tagged devices already have key expiry disabled and a pre-authorized key authorizes them;
+    the resources state it anyway so a manual change in the admin console is put back by the
+    next `up`. Nothing here runs before the device joined: the lookup waits for
+    `joined_after` and for `wait_for`, and fails with the fix when a stale device holds the
+    name instead of pinning the wrong one.
+    """
+
+    device_id: pulumi.Output[str]
+    magic_dns_name: pulumi.Output[str]
+    addresses: pulumi.Output[list[str]]
+
+    def __init__(
+        self, name: str, args: DeviceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("coral:index:Device", name, None, opts)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        hostname: pulumi.Output[str] = pulumi.Output.from_input(args.joined_after).apply(
+            lambda _: cast(str, UNKNOWN) if pulumi.runtime.is_dry_run() else args.hostname
+        )
+        found = tailscale.get_device_output(hostname=hostname, wait_for=args.wait_for, opts=invoke)
+        # Listed only after the device was found, so the list already holds it.
+        listed = tailscale.get_devices_output(
+            name_prefix=found.apply(lambda _: args.hostname), opts=invoke
+        )
+        checked = pulumi.Output.all(found, listed).apply(
+            lambda pair: self._checked(args.hostname, pair[0], pair[1].devices or [])
+        )
+        self.device_id = checked.apply(lambda d: _listed(d).node_id)
+        self.magic_dns_name = checked.apply(lambda d: _listed(d).name.rstrip("."))
+        self.addresses = checked.apply(lambda d: list(d.addresses or []))
+
+        child = pulumi.ResourceOptions(parent=self)
+        tailscale.DeviceKey(
+            f"{name}-key", device_id=self.device_id, key_expiry_disabled=True, opts=child
+        )
+        tailscale.DeviceTags(
+            f"{name}-tags", device_id=self.device_id, tags=[args.machine_tag], opts=child
+        )
+        tailscale.DeviceAuthorization(
+            f"{name}-authorization", device_id=self.device_id, authorized=True, opts=child
+        )
+        self.register_outputs(
+            {
+                "device_id": self.device_id,
+                "magic_dns_name": self.magic_dns_name,
+                "addresses": self.addresses,
+            }
+        )
+
+    @staticmethod
+    def _checked(
+        hostname: str, found: tailscale.GetDeviceResult, devices: Sequence[Any]
+    ) -> tailscale.GetDeviceResult:
+        problem = stale_device_problem(hostname, found, devices)
+        if problem:
+            raise StaleDeviceError(problem)
+        return found

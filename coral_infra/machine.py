@@ -1,0 +1,150 @@
+"""One coral machine: its network volume, its pod and, once the pod joined, its tailnet device.
+
+The order is the seed's: the tailnet's auth key goes into the pod's env, the pod boots and its
+bootstrap logs in with that key (first start only), and only then is the device looked up and
+its settings applied. What the pod is made of is a pure function of settings (`pod_spec`), so
+the offline render and `pulumi up` describe the same pod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from coral_infra import bootstrap
+from coral_infra.device import Device, DeviceArgs
+from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs
+from coral_infra.settings import MachineSettings, TailnetSettings
+from coral_infra.ssh_config import ssh_config_block
+
+STATE_SUBDIR = "deps/runtime/tailscale"
+
+
+def pod_name(stack: str, machine: MachineSettings) -> str:
+    """Unique per stack and hostname: the pod provider finds (adopts) a pod by this name when
+    a create's response was lost, so two stacks must never share one."""
+    return f"coral-{stack}-{machine.hostname}"
+
+
+def state_dir(machine: MachineSettings) -> str:
+    """Where tailscaled keeps its identity: on the volume, so it survives restarts."""
+    return f"{machine.volume.mount_path.rstrip('/')}/{STATE_SUBDIR}"
+
+
+def pod_spec(stack: str, machine: MachineSettings) -> dict[str, Any]:
+    """The pod's inputs except the auth key and the network volume id (both known only
+    during `up`)."""
+    inject = machine.bootstrap == "inject"
+    env = {
+        **machine.env,
+        **bootstrap.pod_env(
+            hostname=machine.hostname, state_dir=state_dir(machine), include_script=inject
+        ),
+    }
+    return {
+        "name": pod_name(stack, machine),
+        "image": machine.image,
+        "gpu_type_id": machine.gpu_type,
+        "gpu_count": machine.gpu_count,
+        "cloud_type": machine.cloud_type,
+        "data_center_id": machine.data_center,
+        "container_disk_gb": machine.container_disk_gb,
+        "volume_gb": machine.volume.size_gb if machine.volume.kind == "pod" else 0,
+        "volume_mount_path": machine.volume.mount_path,
+        "ports": list(machine.ports),
+        "env": env,
+        "docker_args": bootstrap.start_command() if inject else None,
+    }
+
+
+def network_volume_spec(stack: str, machine: MachineSettings) -> dict[str, Any] | None:
+    """The network volume holding `/workspace`, or None for a pod-local volume."""
+    if machine.volume.kind != "network":
+        return None
+    return {
+        "name": f"{pod_name(stack, machine)}-workspace",
+        "data_center_id": machine.data_center,
+        "size_gb": machine.volume.size_gb,
+    }
+
+
+@dataclass
+class MachineArgs:
+    """Inputs of one coral machine."""
+
+    stack: str
+    """The stack name; part of the pod's unique name."""
+    machine: MachineSettings
+    """What the pod is: image, GPU, volume, env, bootstrap mode."""
+    tailnet: TailnetSettings
+    """The tag and device wait time of this stack's tailnet side."""
+    auth_key: pulumi.Input[str]
+    """The tailnet auth key (secret) the pod logs in with on its first start."""
+
+
+class Machine(pulumi.ComponentResource):
+    """A GPU pod on RunPod that is `hostname` on the tailnet, with its identity on a volume."""
+
+    pod_id: pulumi.Output[str]
+    device_id: pulumi.Output[str]
+    magic_dns_name: pulumi.Output[str]
+    addresses: pulumi.Output[list[str]]
+    ssh_config: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("coral:index:Machine", name, {}, opts)
+        machine = args.machine
+        child = pulumi.ResourceOptions(parent=self)
+
+        volume_spec = network_volume_spec(args.stack, machine)
+        network_volume_id: pulumi.Input[str] | None = None
+        if volume_spec is not None:
+            volume = NetworkVolume(
+                f"{name}-workspace",
+                NetworkVolumeArgs(**volume_spec),
+                pulumi.ResourceOptions(
+                    parent=self, retain_on_delete=machine.volume.retain_on_destroy
+                ),
+            )
+            network_volume_id = volume.id
+
+        pod = Pod(
+            f"{name}-pod",
+            PodArgs(
+                **pod_spec(args.stack, machine),
+                network_volume_id=network_volume_id,
+                auth_key=pulumi.Output.secret(args.auth_key),
+            ),
+            child,
+        )
+        device = Device(
+            f"{name}-device",
+            DeviceArgs(
+                hostname=machine.hostname,
+                machine_tag=args.tailnet.machine_tag,
+                wait_for=args.tailnet.device_wait,
+                joined_after=pod.id,
+            ),
+            child,
+        )
+
+        self.pod_id = pod.id
+        self.device_id = device.device_id
+        self.magic_dns_name = device.magic_dns_name
+        self.addresses = device.addresses
+        self.ssh_config = device.magic_dns_name.apply(
+            lambda fqdn: ssh_config_block(machine.hostname, fqdn)
+        )
+        self.register_outputs(
+            {
+                "pod_id": self.pod_id,
+                "device_id": self.device_id,
+                "magic_dns_name": self.magic_dns_name,
+                "addresses": self.addresses,
+                "ssh_config": self.ssh_config,
+            }
+        )

@@ -25,7 +25,7 @@ STATE_SUBDIR = "deps/runtime/tailscale"
 def pod_name(stack: str, machine: MachineSettings) -> str:
     """Unique per stack and hostname: the pod provider finds (adopts) a pod by this name when
     a create's response was lost, so two stacks must never share one."""
-    return f"coral-{stack}-{machine.hostname}"
+    return f"{machine.hostname}-{stack}"
 
 
 def state_dir(machine: MachineSettings) -> str:

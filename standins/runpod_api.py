@@ -262,7 +262,9 @@ class RunPodStandin:
         return f"http://{host!s}:{port}"
 
     def start(self) -> RunPodStandin:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -265,6 +265,8 @@ def _classify(exc: BaseException, op: str) -> Exception:
     import requests
     from runpod import error as sdk_error
 
+    if isinstance(exc, RunPodError):
+        return exc
     if isinstance(exc, sdk_error.AuthenticationError):
         return RunPodAuthError(
             f"RunPod rejected the API key during {op} (HTTP 401): check the secret stack "
@@ -295,6 +297,7 @@ def _call_once(query: str, op: str) -> dict[str, Any]:
     The SDK's requests timeout is fixed at 30 s, so the call runs in a daemon thread we stop
     waiting for; an abandoned call still ends by the SDK's own timeout.
     """
+    _require_key()
     outcome: list[Any] = []
 
     def run() -> None:

@@ -1,0 +1,112 @@
+"""The API key never lands in pickled providers or messages; check/diff never import runpod."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dill
+import pytest
+from pulumi.dynamic import ConfigureRequest
+from pulumi.dynamic.config import Config
+from pulumi.dynamic.dynamic import serialize_provider
+
+from coral_infra.runpod import api
+from coral_infra.runpod.pod import PodProvider
+from coral_infra.runpod.volume import NetworkVolumeProvider
+from standins.runpod_api import RunPodStandin
+from tests.runpod.helpers import API_KEY, AUTH_KEY, pod_props
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("provider_class", [PodProvider, NetworkVolumeProvider])
+def test_configured_provider_pickles_without_the_api_key(
+    standin: RunPodStandin, provider_class: type
+) -> None:
+    provider = provider_class()
+    provider.configure(ConfigureRequest(Config({api.API_KEY_CONFIG: API_KEY}, "coral")))
+    assert api._credentials.api_key == API_KEY  # configure did take the key
+    for blob in (dill.dumps(provider, recurse=True), serialize_provider(provider).encode()):
+        assert API_KEY.encode() not in blob
+    assert API_KEY.encode() not in dill.dumps(provider, recurse=True)
+
+
+def test_api_key_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(api.API_KEY_ENV, "from-env")
+    PodProvider().configure(ConfigureRequest(Config({}, "coral")))
+    assert api._credentials.api_key == "from-env"
+    api.configure(None)
+
+
+def test_outputs_hold_the_auth_key_only_under_auth_key(standin: RunPodStandin) -> None:
+    result = PodProvider().create(pod_props())
+    outs = result.outs or {}
+    assert [k for k, v in outs.items() if AUTH_KEY in repr(v)] == ["auth_key"]
+    assert API_KEY not in repr(outs)
+    read = PodProvider().read(result.id, outs)
+    assert [k for k, v in (read.outs or {}).items() if AUTH_KEY in repr(v)] == ["auth_key"]
+
+
+def test_error_messages_never_contain_the_api_key(standin: RunPodStandin) -> None:
+    standin.inject("myself", "server_error", times=50)
+    with pytest.raises(api.RunPodError) as caught:
+        PodProvider().create(pod_props())
+    assert API_KEY not in str(caught.value) and AUTH_KEY not in str(caught.value)
+
+
+def test_pod_resource_registers_auth_key_as_a_secret() -> None:
+    """Mocks never run create(), but they do pickle the provider and resolve outputs."""
+    import pulumi
+    from pulumi.runtime.sync_await import _sync_await
+
+    from coral_infra.runpod import Pod, PodArgs
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+            return "pod123", {**args.inputs, "pod_id": "pod123"}
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, None]:
+            return {}, None
+
+    monitor = pulumi.runtime.mocks.MockMonitor(Mocks())
+    pulumi.runtime.set_mocks(Mocks(), project="coral", stack="test", preview=False, monitor=monitor)
+    args = PodArgs(name="coral-machine", image="img:1", gpu_type_id="NVIDIA A40", auth_key=AUTH_KEY)
+    pod = Pod("machine", args)
+    assert _sync_await(pod.pod_id.future()) == "pod123"
+    assert _sync_await(pod.auth_key.is_secret()) is True
+    assert _sync_await(pod.pod_id.is_secret()) is False
+    (urn,) = monitor.get_registered_resources()
+    assert urn.endswith("dynamic/runpod:Pod::machine")
+
+
+def test_import_and_diff_do_not_import_the_runpod_sdk(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from coral_infra.runpod import Pod, PodArgs, NetworkVolume, NetworkVolumeArgs
+        from coral_infra.runpod.pod import PodProvider
+        from coral_infra.runpod.volume import NetworkVolumeProvider
+        from tests.runpod.helpers import pod_props
+        provider = PodProvider()
+        news = provider.check({}, pod_props()).inputs
+        assert provider.diff("p", pod_props(), news).changes is False
+        vols = NetworkVolumeProvider()
+        v = {"name": "v", "data_center_id": "EU-RO-1", "size_gb": 10.0}
+        assert vols.diff("v", v, vols.check(v, v).inputs).changes is False
+        print("runpod" in sys.modules)
+        """
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"

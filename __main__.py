@@ -8,21 +8,32 @@ from coral_infra.tailnet import Tailnet, TailnetArgs
 
 settings = load_from_engine()
 stack = pulumi.get_stack()
-tailnet = Tailnet("tailnet", TailnetArgs(settings=settings.tailnet, stack=stack))
-machines = {
-    spec.hostname: Machine(
+tailnet = Tailnet(
+    "tailnet",
+    TailnetArgs(
+        settings=settings.tailnet, stack=stack, hostnames=[m.hostname for m in settings.machines]
+    ),
+)
+machines = [
+    Machine(
         spec.hostname,
         MachineArgs(stack=stack, machine=spec, tailnet=settings.tailnet, auth_key=tailnet.auth_key),
     )
     for spec in settings.machines
-}
+]
 
 pulumi.export("machineTag", settings.tailnet.machine_tag)
-for hostname, machine in machines.items():
-    pulumi.export(f"{hostname}.podId", machine.pod_id)
-    pulumi.export(f"{hostname}.deviceId", machine.device_id)
-    pulumi.export(f"{hostname}.magicDnsName", machine.magic_dns_name)
-    pulumi.export(f"{hostname}.tailscaleIps", machine.addresses)
 pulumi.export(
-    "sshConfig", pulumi.Output.all(*(m.ssh_config for m in machines.values())).apply("\n".join)
+    "machines",
+    {
+        spec.hostname: {
+            "podId": machine.pod_id,
+            "deviceId": machine.device_id,
+            "magicDnsName": machine.magic_dns_name,
+            "tailscaleIps": machine.addresses,
+            "sshConfig": machine.ssh_config,
+        }
+        for spec, machine in zip(settings.machines, machines, strict=True)
+    },
 )
+pulumi.export("sshConfig", pulumi.Output.all(*(m.ssh_config for m in machines)).apply("\n".join))

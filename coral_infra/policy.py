@@ -548,7 +548,9 @@ def network_allowed(
             _any(source_matches(s, principal, policy, roles) for s in sources),
             _any(
                 _and(destination_matches(host, dst_tag), _port_matches(ports, port))
-                for host, _, ports in (d.rpartition(":") for d in rule.get("dst", []))
+                for host, _, ports in (
+                    d.rpartition(":") for d in rule.get("dst", rule.get("ports", []))
+                )
             ),
         )
         verdicts.append(None if verdict and _posture_gated(rule, policy) else verdict)

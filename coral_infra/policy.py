@@ -117,8 +117,13 @@ class RenderedPolicy:
     warnings: tuple[str, ...]
 
     def json(self) -> str:
-        """The text the `Acl` resource sends (stable, so an unchanged policy shows no diff)."""
-        return json.dumps(self.document, indent=2)
+        """The text the `Acl` resource sends, stable so an unchanged policy shows no diff.
+
+        Tab-indented like the canonical HuJSON the API returns: the provider suppresses
+        whitespace-only diffs, but shows a real change against the API's formatting
+        (terraform-provider-tailscale#798), so staying close keeps that diff readable.
+        """
+        return json.dumps(self.document, indent="\t")
 
 
 def _normalized(entry: Any) -> Any:

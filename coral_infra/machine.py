@@ -33,14 +33,19 @@ def state_dir(machine: MachineSettings) -> str:
     return f"{machine.volume.mount_path.rstrip('/')}/{STATE_SUBDIR}"
 
 
-def pod_spec(stack: str, machine: MachineSettings) -> dict[str, Any]:
+def pod_spec(
+    stack: str, machine: MachineSettings, login_server: str | None = None
+) -> dict[str, Any]:
     """The pod's inputs except the auth key and the network volume id (both known only
     during `up`)."""
     inject = machine.bootstrap == "inject"
     env = {
         **machine.env,
         **bootstrap.pod_env(
-            hostname=machine.hostname, state_dir=state_dir(machine), include_script=inject
+            hostname=machine.hostname,
+            state_dir=state_dir(machine),
+            include_script=inject,
+            extra_up_args=[f"--login-server={login_server}"] if login_server else (),
         ),
     }
     return {
@@ -115,7 +120,7 @@ class Machine(pulumi.ComponentResource):
         pod = Pod(
             f"{name}-pod",
             PodArgs(
-                **pod_spec(args.stack, machine),
+                **pod_spec(args.stack, machine, args.tailnet.login_server),
                 network_volume_id=network_volume_id,
                 auth_key=pulumi.Output.secret(args.auth_key),
             ),

@@ -60,7 +60,7 @@ def _auth_key_section(settings: Settings) -> str:
 def _pod_section(stack: str, settings: Settings) -> str:
     parts = []
     for machine in settings.machines:
-        spec: dict[str, Any] = pod_spec(stack, machine)
+        spec: dict[str, Any] = pod_spec(stack, machine, settings.tailnet.login_server)
         env = dict(spec["env"])
         script = env.pop(bootstrap.SCRIPT_ENV, None)
         if script is not None:

@@ -53,6 +53,7 @@ _EMAIL = re.compile(r"^[^@\s\"'\\]+@[^@\s\"'\\]*$")
 _GROUP = re.compile(r"^group:[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PORT = re.compile(r"^(\d{1,5})/(tcp|http)$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+_LOGIN_SERVER = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 _KEY_DESCRIPTION = re.compile(r"^[A-Za-z0-9 -]{1,50}$")
 _UNSAFE_VALUE_CHARS = ('"', "'", "\\", "\n", "\r", "\t", "`")
 _SSH_SOURCES = ("autogroup:owner", "autogroup:admin", "autogroup:member", "autogroup:tagged")
@@ -304,8 +305,21 @@ class TailnetSettings(_Model):
     magic_dns: bool | None = None
     """MagicDNS is tailnet-wide: unset leaves it alone; true/false manages it (never turned off
     on destroy)."""
+    login_server: str | None = None
+    """The control plane machines log in to: unset for Tailscale's own; a URL such as
+    'https://headscale.example.com' for a self-hosted one (the local sandbox uses this)."""
     device_wait: str = "5m"
     """How long `up` waits for the pod's device to join the tailnet."""
+
+    @field_validator("login_server")
+    @classmethod
+    def _login_server_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not _LOGIN_SERVER.match(value):
+            raise ValueError(
+                f"got {value!r}; a control plane URL like 'https://headscale.example.com' "
+                "or 'http://127.0.0.1:8080' (http or https, host, optional port and path)"
+            )
+        return value
 
     @field_validator("device_wait")
     @classmethod

@@ -413,3 +413,13 @@ def test_preview_skips_the_device_lookup() -> None:
     run = run_program("prod", mocks_for("prod"), preview=True)
     assert not [c for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
     assert run.one(POD)["name"] == "coral-machine-prod"
+
+
+def test_login_server_reaches_the_bootstrap() -> None:
+    config, secrets = stack_config("dev")
+    tailnet = json.loads(config["coral:tailnet"])
+    tailnet["loginServer"] = "https://headscale.example.com"
+    config["coral:tailnet"] = json.dumps(tailnet)
+    run = run_program("dev", mocks_for("dev"), config=config, secret_keys=secrets)
+    assert run.one(POD)["env"]["TS_EXTRA_ARGS"] == "--login-server=https://headscale.example.com"
+    assert "TS_EXTRA_ARGS" not in run_program("dev", mocks_for("dev")).one(POD)["env"]

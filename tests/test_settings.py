@@ -372,3 +372,12 @@ def test_stacks_differ_where_they_should() -> None:
 def test_unknown_stack_names_the_ones_there() -> None:
     with pytest.raises(SettingsError, match="stacks here: dev, prod"):
         load_stack("staging")
+
+
+def test_login_server_must_be_a_url() -> None:
+    config = with_change("tailnet.loginServer", "headscale.local; rm -rf /")
+    assert only_problem(config).startswith(
+        "coral:tailnet.loginServer: got 'headscale.local; rm -rf /'; a control plane URL like"
+    )
+    ok = parse_settings(with_change("tailnet.loginServer", "http://127.0.0.1:8080"))
+    assert ok.tailnet.login_server == "http://127.0.0.1:8080"

@@ -403,18 +403,20 @@ class TailscaleNode:
         )
 
     def wait_peer(self, hostname: str, timeout_s: float = 20) -> dict[str, Any]:
-        """Waits until `hostname` is in this node's netmap (policy lets it see the peer)."""
+        """Waits until `hostname` is in this node's netmap with its SSH host keys.
+
+        The keys reach peers one control round trip after the machine turns SSH on; before
+        that `tailscale ssh` fails with "Host key verification failed" (it pins them).
+        """
 
         def probe() -> dict[str, Any] | None:
             status = self.status() or {}
             for peer in (status.get("Peer") or {}).values():
-                if peer.get("HostName") == hostname or peer.get("DNSName", "").startswith(
-                    f"{hostname}."
-                ):
+                if peer.get("HostName") == hostname and peer.get("sshHostKeys"):
                     return dict(peer)
             return None
 
-        return wait_for(f"peer {hostname} in the netmap", probe, timeout_s)
+        return wait_for(f"peer {hostname} with SSH host keys in the netmap", probe, timeout_s)
 
     def ssh(
         self, target: str, *command: str, timeout_s: float = 30

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import http.client
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,9 +34,6 @@ BUILD_SCRIPT = REPO_ROOT / "tools" / "build-binaries.sh"
 BOOTSTRAP_SCRIPT = REPO_ROOT / "coral_infra" / "bootstrap" / "start.sh"
 # A cold build of all four binaries takes minutes on 2 cores; past this something is wrong.
 BUILD_TIMEOUT_S = 30 * 60
-
-MACHINE_TAG = "tag:coral-machine"
-MACHINE_HOSTNAME = "coral-machine"
 
 # Offline-safe defaults for every tailscale process: the DERP server embedded in headscale
 # speaks plain HTTP on loopback, and log uploads would only time out.
@@ -104,6 +102,9 @@ class Daemon:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    marker: str | None = None
+    """A string only this daemon's processes have on their command line (a socket path):
+    containerboot starts tailscaled in a process group of its own."""
 
     def running(self) -> bool:
         return self.proc.poll() is None
@@ -115,7 +116,8 @@ class Daemon:
             return ""
 
     def stop(self, grace_s: float = 5.0) -> None:
-        """SIGTERM the group, SIGKILL what is left after `grace_s`.
+        """SIGTERM the group, SIGKILL what is left after `grace_s`; then the same for any
+        process carrying `marker` that escaped the group.
 
         The group is signalled even when the leader already exited: a script that exec'd or
         backgrounded tailscaled leaves it in the same group.
@@ -128,6 +130,34 @@ class Daemon:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace_s)
+        if self.marker is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            strays = _pids_with_marker(self.marker)
+            for pid in strays:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            with contextlib.suppress(TimeoutError):
+                wait_for(
+                    f"{self.name} strays to exit",
+                    lambda: True if not _pids_with_marker(self.marker or "") else None,
+                    grace_s,
+                )
+
+
+def _pids_with_marker(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
 
 
 @dataclass
@@ -149,7 +179,12 @@ class Testbed:
         return path
 
     def spawn(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+        marker: str | None = None,
     ) -> Daemon:
         log_path = self.root / f"{name}.{len(self.daemons)}.log"
         with log_path.open("wb") as log:
@@ -162,7 +197,7 @@ class Testbed:
                 cwd=cwd,
                 start_new_session=True,
             )
-        daemon = Daemon(name, proc, log_path)
+        daemon = Daemon(name, proc, log_path, marker)
         self.daemons.append(daemon)
         return daemon
 
@@ -340,6 +375,18 @@ def start_headscale(testbed: Testbed, bin_dir: Path, policy: Mapping[str, Any]) 
 # --------------------------------------------------------------------------------- tailscale
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout_s: float) -> None:
+        super().__init__("local-tailscaled.sock", timeout=timeout_s)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(str(self._path))
+        self.sock = sock
+
+
 @dataclass
 class TailscaleNode:
     """A tailscaled reachable through `socket`, however it was started."""
@@ -361,18 +408,33 @@ class TailscaleNode:
             start_new_session=True,  # no controlling tty: ssh can never prompt for a password
         )
 
-    def status(self) -> dict[str, Any] | None:
-        """`tailscale status --json`, or None while the daemon does not answer yet."""
-        if not self.socket.exists():
-            return None
+    def local_api(self, path: str, timeout_s: float = 2) -> Any:
+        """GET on tailscaled's LocalAPI; None while nothing answers on the socket.
+
+        Direct HTTP over the unix socket rather than the CLI: the CLI can sit waiting on a
+        stale socket left by the previous run, which would blur restart timings.
+        """
+        conn = _UnixHTTPConnection(self.socket, timeout_s)
         try:
-            result = self.cli("status", "--json", timeout_s=5)
-        except subprocess.TimeoutExpired:
+            conn.request("GET", path, headers={"Host": "local-tailscaled.sock"})
+            response = conn.getresponse()
+            body = response.read()
+        except OSError:
             return None
-        if not result.stdout.strip().startswith("{"):
-            return None
-        status: dict[str, Any] = json.loads(result.stdout)
+        finally:
+            conn.close()
+        return json.loads(body) if response.status == 200 else None
+
+    def status(self) -> dict[str, Any] | None:
+        """What `tailscale status --json` shows, or None while the daemon does not answer."""
+        status: dict[str, Any] | None = self.local_api("/localapi/v0/status")
         return status
+
+    def prefs(self) -> dict[str, Any]:
+        prefs: dict[str, Any] | None = self.local_api("/localapi/v0/prefs")
+        if prefs is None:
+            raise RuntimeError(f"{self.daemon.name}: tailscaled does not answer on {self.socket}")
+        return prefs
 
     def wait_backend(self, states: Sequence[str], timeout_s: float) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
@@ -493,7 +555,9 @@ def start_bootstrap(
         "CORAL_SSHD": "0",
         **env,
     }
-    daemon = testbed.spawn(name, ["bash", str(BOOTSTRAP_SCRIPT), *main_command], full_env)
+    daemon = testbed.spawn(
+        name, ["bash", str(BOOTSTRAP_SCRIPT), *main_command], full_env, marker=str(sock)
+    )
     return TailscaleNode(bin_dir, sock, state_dir, home, daemon)
 
 
@@ -504,8 +568,12 @@ def start_containerboot(
     state_dir: Path,
     name: str,
     auth_key: str | None,
+    extra_up_args: Sequence[str] = (),
 ) -> TailscaleNode:
-    """Tailscale's own container entrypoint, the reference our bootstrap is measured against."""
+    """Tailscale's own container entrypoint, the reference our bootstrap is measured against.
+
+    It finds tailscaled/tailscale on PATH (base_env puts bin_dir first).
+    """
     sock = testbed.path(f"{name}-run") / "tailscaled.sock"
     home = testbed.path(f"{name}-home")
     env = {
@@ -513,13 +581,12 @@ def start_containerboot(
         "TS_STATE_DIR": str(state_dir),
         "TS_SOCKET": str(sock),
         "TS_USERSPACE": "true",
-        "TS_HOSTNAME": MACHINE_HOSTNAME,
-        "TS_EXTRA_ARGS": f"--login-server={headscale.url}",
+        "TS_EXTRA_ARGS": " ".join([f"--login-server={headscale.url}", *extra_up_args]),
         "TS_TAILSCALED_EXTRA_ARGS": "--port=0 --no-logs-no-support",
     }
     if auth_key is not None:
         env["TS_AUTHKEY"] = auth_key
-    daemon = testbed.spawn(name, [str(bin_dir / "containerboot")], env)
+    daemon = testbed.spawn(name, [str(bin_dir / "containerboot")], env, marker=str(sock))
     return TailscaleNode(bin_dir, sock, state_dir, home, daemon)
 
 
@@ -629,12 +696,3 @@ class SharedTailnet:
     tailnet: Tailnet
     owner_laptop: TailscaleNode
     member_laptop: TailscaleNode
-
-
-@contextlib.contextmanager
-def testbed_session() -> Iterator[Testbed]:
-    testbed = Testbed.create()
-    try:
-        yield testbed
-    finally:
-        testbed.close()

@@ -4,7 +4,6 @@ the laptop (accepted for the owner, refused for a plain member)."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,8 +65,7 @@ def boot(
 
 
 def run_ssh_enabled(node: TailscaleNode) -> bool:
-    prefs = json.loads(node.cli("debug", "prefs").stdout)
-    return bool(prefs.get("RunSSH"))
+    return bool(node.prefs().get("RunSSH"))
 
 
 def main_command_environ(node: TailscaleNode) -> str:

@@ -35,6 +35,8 @@ import graphql
 import pydantic
 from runpod_ariadne import input_types
 
+from standins.pod_runtime import PodRuntime
+
 NO_CAPACITY = (
     "There are no longer any instances available with the requested specifications. "
     "Please refresh and try again."
@@ -239,8 +241,12 @@ class RunPodStandin:
         boot_seconds: float = 0.0,
         gpu_types: tuple[GpuTypeOffer, ...] = DEFAULT_GPU_TYPES,
         data_centers: tuple[str, ...] = DEFAULT_DATA_CENTERS,
+        runtime: PodRuntime | None = None,
     ) -> None:
         self.api_key = api_key
+        self.runtime = runtime
+        """When set, pods really run (standins/pod_runtime.py): their start command starts on
+        create/resume/edit and is killed on stop/terminate; else pods are records only."""
         self.boot_seconds = boot_seconds
         """Seconds from (re)start until a pod's container runs (its `runtime` is set)."""
         self.never_running = False
@@ -271,6 +277,8 @@ class RunPodStandin:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if self.runtime is not None:
+            self.runtime.close()
 
     def __enter__(self) -> RunPodStandin:
         return self.start()
@@ -312,16 +320,31 @@ class RunPodStandin:
     def vanish(self, pod_id: str) -> None:
         """The pod disappears out of band (RunPod removed it, or someone else did)."""
         with self._lock:
-            del self._state.pods[pod_id]
+            pod = self._state.pods.pop(pod_id)
+            if self.runtime is not None:
+                self.runtime.terminate(pod.id, pod.network_volume_id)
 
     def migrate(self, pod_id: str) -> str:
         """RunPod moved the pod to another host: same pod under a new id."""
         with self._lock:
             pod = self._state.pods.pop(pod_id)
+            if self.runtime is not None:
+                self.runtime.stop(pod.id)
             pod.id = _new_id(14)
             pod.machine_id = _new_id(12)
             self._state.pods[pod.id] = pod
+            self._run(pod)
             return pod.id
+
+    def _run(self, pod: StandinPod) -> None:
+        if self.runtime is not None:
+            self.runtime.start(
+                pod.id,
+                env=pod.env,
+                docker_args=pod.docker_args,
+                mount_path=pod.volume_mount_path,
+                network_volume_id=pod.network_volume_id,
+            )
 
     # --- GraphQL resolvers -------------------------------------------------------------
 
@@ -444,6 +467,7 @@ class RunPodStandin:
             started_at=time.monotonic(),
         )
         self._state.pods[pod.id] = pod
+        self._run(pod)
         return self._pod_view(pod)
 
     def podEditJob(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
@@ -461,6 +485,7 @@ class RunPodStandin:
         if input.get("env") is not None:
             pod.env = [f"{e['key']}={e['value']}" for e in input["env"] if e]
         pod.desired_status, pod.started_at = "RUNNING", time.monotonic()  # an edit resets the pod
+        self._run(pod)
         return self._pod_view(pod)
 
     def podStop(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
@@ -468,6 +493,8 @@ class RunPodStandin:
         if pod.desired_status == "RUNNING":
             self.free_gpus[pod.gpu_type_id] += pod.gpu_count
         pod.desired_status, pod.started_at = "EXITED", None
+        if self.runtime is not None:
+            self.runtime.stop(pod.id)
         return self._pod_view(pod)
 
     def podResume(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
@@ -477,6 +504,7 @@ class RunPodStandin:
                 raise graphql.GraphQLError(NO_FREE_GPU)
             self.free_gpus[pod.gpu_type_id] -= pod.gpu_count
             pod.desired_status, pod.started_at = "RUNNING", time.monotonic()
+            self._run(pod)
         return self._pod_view(pod)
 
     def podTerminate(self, _info: Any, input: dict[str, Any]) -> bool:
@@ -486,6 +514,8 @@ class RunPodStandin:
         if pod.desired_status == "RUNNING":
             self.free_gpus[pod.gpu_type_id] += pod.gpu_count
         pod.desired_status, pod.started_at = "TERMINATED", None
+        if self.runtime is not None:
+            self.runtime.terminate(pod.id, pod.network_volume_id)
         return True
 
     def createNetworkVolume(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:

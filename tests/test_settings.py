@@ -370,7 +370,7 @@ def test_stacks_differ_where_they_should() -> None:
 
 
 def test_unknown_stack_names_the_ones_there() -> None:
-    with pytest.raises(SettingsError, match="stacks here: dev, prod"):
+    with pytest.raises(SettingsError, match="stacks here: dev, local, prod"):
         load_stack("staging")
 
 

@@ -1,0 +1,560 @@
+"""A stand-in for the pulumi-tailscale resource provider plugin (`pulumi-resource-tailscale`).
+
+Why a stand-in: the real plugin is the Go module github.com/pulumi/pulumi-tailscale/provider
+(bridging github.com/tailscale/terraform-provider-tailscale), and the module proxy reachable
+here serves neither (403 for every version, commit and version list), so it cannot be built.
+This plugin speaks the same gRPC provider protocol for the tokens the pinned Python package
+pulumi-tailscale==0.29.2 registers and that this project uses, with the same property names,
+defaults, replace rules and Tailscale API v2 calls as the Terraform provider (paths and bodies
+as in tailscale.com/client/tailscale/v2, which that provider uses):
+
+  Acl                  POST /tailnet/{t}/acl (If-Match "ts-default" on create unless
+                       overwriteExistingContent); read GET acl; delete resets only when asked
+  TailnetKey           POST/GET/DELETE /tailnet/{t}/keys; all inputs but recreateIfInvalid
+                       replace; an invalid key reads as gone when recreateIfInvalid=always
+  DeviceKey            POST /device/{id}/key {"keyExpiryDisabled"}
+  DeviceTags           POST /device/{id}/tags {"tags"}
+  DeviceAuthorization  POST /device/{id}/authorized {"authorized"}
+  DnsPreferences       POST /tailnet/{t}/dns/preferences {"magicDNS"}
+  getDevice / getDevices / getAcl
+
+Credentials come from the provider config (`tailscale:apiKey`, `tailscale:baseUrl`,
+`tailscale:tailnet`) or TAILSCALE_API_KEY / TAILSCALE_BASE_URL / TAILSCALE_TAILNET, like the
+real provider. The API key is sent as HTTP Basic `<key>:` and never written to outputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
+
+VERSION = "0.29.2"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""The engine's marker for a value not known during preview."""
+# How the engine marks a secret value inside a Struct (sdk/go/common/resource/sig).
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+DEFAULT_BASE_URL = "https://api.tailscale.com"
+HTTP_TIMEOUT_S = 30.0
+DEFAULT_EXPIRY_S = 90 * 86_400
+DESCRIPTION = re.compile(r"^[a-zA-Z0-9 -]{0,50}$")
+# The getDevice/getDevices result fields (pulumi_tailscale.GetDeviceResult).
+DEVICE_FIELDS = (
+    *("addresses", "authorized", "blocksIncomingConnections", "clientVersion", "created"),
+    *("expires", "hostname", "id", "isExternal", "keyExpiryDisabled", "lastSeen"),
+    *("machineKey", "name", "nodeId", "nodeKey", "os", "tags", "tailnetLockError"),
+    *("tailnetLockKey", "updateAvailable", "user"),
+)
+DEFAULT_POLICY = {
+    "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
+    "ssh": [
+        {
+            "action": "check",
+            "src": ["autogroup:member"],
+            "dst": ["autogroup:self"],
+            "users": ["autogroup:nonroot", "root"],
+        }
+    ],
+}
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{message} ({status})")
+        self.status = status
+
+
+@dataclass
+class Client:
+    base_url: str
+    tailnet: str
+    api_key: str
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        raw: bool = False,
+    ) -> Any:
+        url = f"{self.base_url.rstrip('/')}/api/v2/{path}"
+        data: bytes | None = None
+        request_headers = {"Accept": "application/json", **(headers or {})}
+        if isinstance(body, str):
+            data = body.encode()
+            request_headers.setdefault("Content-Type", "application/hujson")
+        elif body is not None:
+            data = json.dumps(body).encode()
+            request_headers["Content-Type"] = "application/json"
+        token = base64.b64encode(f"{self.api_key}:".encode()).decode()
+        request_headers["Authorization"] = f"Basic {token}"
+        request = urllib.request.Request(url, data=data, method=method, headers=request_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+                text = response.read().decode()
+        except urllib.error.HTTPError as error:
+            payload = error.read().decode(errors="replace")
+            try:
+                message = json.loads(payload).get("message") or payload
+            except (json.JSONDecodeError, AttributeError):
+                message = payload
+            raise ApiError(error.code, str(message)) from None
+        if raw:
+            return text
+        return json.loads(text) if text.strip() else None
+
+    def tailnet_path(self, *parts: str) -> str:
+        return "/".join(["tailnet", urllib.parse.quote(self.tailnet, safe=""), *parts])
+
+
+def _to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(message)
+
+
+def _to_struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    result = struct_pb2.Struct()
+    result.update(dict(values))
+    return result
+
+
+def _unknown(value: Any) -> bool:
+    return value == UNKNOWN
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource type: its input defaults and which inputs replace the resource."""
+
+    defaults: Mapping[str, Any]
+    replace_on: frozenset[str]
+
+
+KINDS: dict[str, Kind] = {
+    "tailscale:index/acl:Acl": Kind(
+        {"overwriteExistingContent": False, "resetAclOnDestroy": False}, frozenset()
+    ),
+    "tailscale:index/tailnetKey:TailnetKey": Kind(
+        {
+            "reusable": False,
+            "ephemeral": False,
+            "preauthorized": False,
+            "expiry": DEFAULT_EXPIRY_S,
+            "tags": [],
+            "description": "",
+            "recreateIfInvalid": "never",
+        },
+        frozenset({"reusable", "ephemeral", "preauthorized", "tags", "expiry", "description"}),
+    ),
+    "tailscale:index/deviceKey:DeviceKey": Kind(
+        {"keyExpiryDisabled": False}, frozenset({"deviceId"})
+    ),
+    "tailscale:index/deviceTags:DeviceTags": Kind({}, frozenset({"deviceId"})),
+    "tailscale:index/deviceAuthorization:DeviceAuthorization": Kind({}, frozenset({"deviceId"})),
+    "tailscale:index/dnsPreferences:DnsPreferences": Kind({}, frozenset()),
+}
+
+
+def _kind(urn: str) -> tuple[str, Kind]:
+    token = urn.split("::")[2].split("$")[-1]
+    if token not in KINDS:
+        raise ValueError(f"resource type {token} is not served by this provider stand-in")
+    return token, KINDS[token]
+
+
+def _check_inputs(token: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    failures = []
+    if token.endswith("TailnetKey"):
+        description = inputs.get("description", "")
+        if not _unknown(description) and not DESCRIPTION.match(str(description)):
+            failures.append(
+                (
+                    "description",
+                    "expected description to be at most 50 characters of letters, numbers, "
+                    f"hyphens and spaces, got {description!r}",
+                )
+            )
+        expiry = inputs.get("expiry")
+        if not _unknown(expiry) and not 0 <= float(expiry or 0) <= DEFAULT_EXPIRY_S:
+            failures.append(("expiry", f"expected expiry in 0..{DEFAULT_EXPIRY_S}, got {expiry}"))
+        invalid = inputs.get("recreateIfInvalid")
+        if not _unknown(invalid) and invalid not in ("always", "never"):
+            failures.append(("recreateIfInvalid", f"expected always or never, got {invalid!r}"))
+    if token.endswith("acl:Acl"):
+        acl = inputs.get("acl")
+        if acl is None:
+            failures.append(("acl", "required"))
+    return failures
+
+
+class Provider(provider_pb2_grpc.ResourceProviderServicer):
+    def __init__(self) -> None:
+        self._client: Client | None = None
+
+    # ------------------------------------------------------------------ plugin and config
+
+    def GetPluginInfo(self, request: Any, context: Any) -> Any:
+        return plugin_pb2.PluginInfo(version=VERSION)
+
+    def GetSchema(self, request: Any, context: Any) -> Any:
+        return provider_pb2.GetSchemaResponse(
+            schema=json.dumps({"name": "tailscale", "version": VERSION})
+        )
+
+    def CheckConfig(self, request: Any, context: Any) -> Any:
+        return provider_pb2.CheckResponse(inputs=request.news)
+
+    def DiffConfig(self, request: Any, context: Any) -> Any:
+        return provider_pb2.DiffResponse(changes=provider_pb2.DiffResponse.DIFF_NONE)
+
+    def Configure(self, request: Any, context: Any) -> Any:
+        variables = dict(request.variables)
+        args = _to_dict(request.args) if request.HasField("args") else {}
+
+        def setting(name: str, env: str, default: str = "") -> str:
+            value = args.get(name) or variables.get(f"tailscale:config:{name}")
+            if isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE:
+                value = value.get("value")
+            return str(value or os.environ.get(env) or default)
+
+        self._client = Client(
+            base_url=setting("baseUrl", "TAILSCALE_BASE_URL", DEFAULT_BASE_URL),
+            tailnet=setting("tailnet", "TAILSCALE_TAILNET", "-"),
+            api_key=setting("apiKey", "TAILSCALE_API_KEY"),
+        )
+        return provider_pb2.ConfigureResponse(
+            acceptSecrets=False, supportsPreview=True, acceptResources=False
+        )
+
+    def _api(self, context: Any) -> Client:
+        if self._client is None or not self._client.api_key:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "tailscale: no credentials: set tailscale:apiKey (as a secret) or "
+                "TAILSCALE_API_KEY",
+            )
+        assert self._client is not None
+        return self._client
+
+    def _guard(self, context: Any, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except ApiError as error:
+            context.abort(grpc.StatusCode.UNKNOWN, f"tailscale API: {error}")
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+    # --------------------------------------------------------------------------- resources
+
+    def Check(self, request: Any, context: Any) -> Any:
+        def check() -> Any:
+            token, kind = _kind(request.urn)
+            inputs = {**kind.defaults, **_to_dict(request.news)}
+            failures = [
+                provider_pb2.CheckFailure(property=p, reason=r)
+                for p, r in _check_inputs(token, inputs)
+            ]
+            return provider_pb2.CheckResponse(inputs=_to_struct(inputs), failures=failures)
+
+        return self._guard(context, check)
+
+    def Diff(self, request: Any, context: Any) -> Any:
+        def diff() -> Any:
+            _token, kind = _kind(request.urn)
+            news = _to_dict(request.news)
+            olds = _to_dict(request.old_inputs) if request.HasField("old_inputs") else {}
+            keys = set(olds) | set(news)
+            if not olds:
+                # Only the old state (inputs plus outputs such as `key`): compare the inputs.
+                olds, keys = _to_dict(request.olds), set(news)
+            changed = sorted(key for key in keys if olds.get(key) != news.get(key))
+            replaces = [key for key in changed if key in kind.replace_on]
+            detailed = {
+                key: provider_pb2.PropertyDiff(
+                    kind=provider_pb2.PropertyDiff.UPDATE_REPLACE
+                    if key in kind.replace_on
+                    else provider_pb2.PropertyDiff.UPDATE,
+                    inputDiff=True,
+                )
+                for key in changed
+            }
+            return provider_pb2.DiffResponse(
+                changes=provider_pb2.DiffResponse.DIFF_SOME
+                if changed
+                else provider_pb2.DiffResponse.DIFF_NONE,
+                diffs=changed,
+                replaces=replaces,
+                detailedDiff=detailed,
+                hasDetailedDiff=True,
+            )
+
+        return self._guard(context, diff)
+
+    def Create(self, request: Any, context: Any) -> Any:
+        token, _ = self._guard(context, lambda: _kind(request.urn))
+        inputs = _to_dict(request.properties)
+        if request.preview:
+            return provider_pb2.CreateResponse(properties=_to_struct(inputs))
+        client = self._api(context)
+        resource_id, outputs = self._guard(context, lambda: self._write(client, token, inputs))
+        return provider_pb2.CreateResponse(id=resource_id, properties=_to_struct(outputs))
+
+    def Update(self, request: Any, context: Any) -> Any:
+        token, _ = self._guard(context, lambda: _kind(request.urn))
+        news = _to_dict(request.news)
+        if request.preview:
+            return provider_pb2.UpdateResponse(properties=_to_struct(news))
+        client = self._api(context)
+        olds = _to_dict(request.olds)
+        _id, outputs = self._guard(
+            context, lambda: self._write(client, token, news, update=True, olds=olds)
+        )
+        return provider_pb2.UpdateResponse(properties=_to_struct(outputs))
+
+    def _write(
+        self,
+        client: Client,
+        token: str,
+        inputs: dict[str, Any],
+        *,
+        update: bool = False,
+        olds: Mapping[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        if token.endswith("acl:Acl"):
+            headers = {}
+            if not update and not inputs.get("overwriteExistingContent"):
+                headers["If-Match"] = '"ts-default"'
+            client.call("POST", client.tailnet_path("acl"), str(inputs["acl"]), headers=headers)
+            return "acl", inputs
+        if token.endswith("TailnetKey"):
+            if update:
+                # Only recreateIfInvalid changes in place; it makes no API call.
+                return "", {**dict(olds or {}), **inputs}
+            key = client.call(
+                "POST",
+                client.tailnet_path("keys"),
+                {
+                    "capabilities": {
+                        "devices": {
+                            "create": {
+                                "reusable": bool(inputs["reusable"]),
+                                "ephemeral": bool(inputs["ephemeral"]),
+                                "preauthorized": bool(inputs["preauthorized"]),
+                                "tags": list(inputs.get("tags") or []),
+                            }
+                        }
+                    },
+                    "expirySeconds": int(inputs["expiry"]),
+                    "description": inputs.get("description", ""),
+                },
+            )
+            return str(key["id"]), {**inputs, **self._key_outputs(key)}
+        device_id = str(inputs.get("deviceId", ""))
+        if token.endswith("DeviceKey"):
+            body = {"keyExpiryDisabled": bool(inputs["keyExpiryDisabled"])}
+            client.call("POST", f"device/{device_id}/key", body)
+            return device_id, inputs
+        if token.endswith("DeviceTags"):
+            client.call("POST", f"device/{device_id}/tags", {"tags": list(inputs["tags"])})
+            return device_id, inputs
+        if token.endswith("DeviceAuthorization"):
+            body = {"authorized": bool(inputs["authorized"])}
+            client.call("POST", f"device/{device_id}/authorized", body)
+            return device_id, inputs
+        if token.endswith("DnsPreferences"):
+            body = {"magicDNS": bool(inputs["magicDns"])}
+            client.call("POST", client.tailnet_path("dns", "preferences"), body)
+            return "dns_preferences", inputs
+        raise ValueError(f"resource type {token} is not served by this provider stand-in")
+
+    @staticmethod
+    def _key_outputs(key: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "key": key.get("key", ""),
+            "createdAt": key.get("created", ""),
+            "expiresAt": key.get("expires", ""),
+            "invalid": bool(key.get("invalid", False)),
+            "userId": key.get("userId", ""),
+        }
+
+    def Read(self, request: Any, context: Any) -> Any:
+        token, _ = self._guard(context, lambda: _kind(request.urn))
+        client = self._api(context)
+        state = _to_dict(request.properties)
+        inputs = _to_dict(request.inputs) if request.HasField("inputs") else {}
+
+        def read() -> Any:
+            try:
+                found = self._read(client, token, request.id, state, inputs)
+            except ApiError as error:
+                if error.status == 404:
+                    return provider_pb2.ReadResponse()
+                raise
+            if found is None:
+                return provider_pb2.ReadResponse()
+            return provider_pb2.ReadResponse(
+                id=request.id, properties=_to_struct(found), inputs=_to_struct(inputs or found)
+            )
+
+        return self._guard(context, read)
+
+    def _read(
+        self,
+        client: Client,
+        token: str,
+        resource_id: str,
+        state: dict[str, Any],
+        inputs: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        if token.endswith("acl:Acl"):
+            live = client.call("GET", client.tailnet_path("acl"))
+            ours = json.loads(state.get("acl", "null") or "null")
+            if live != ours:
+                state["acl"] = json.dumps(live, indent="\t")
+                if inputs:
+                    inputs["acl"] = state["acl"]
+            return state
+        if token.endswith("TailnetKey"):
+            key = client.call("GET", client.tailnet_path("keys", resource_id))
+            if key.get("invalid") and state.get("recreateIfInvalid") == "always":
+                return None
+            return {**state, **self._key_outputs(key), "key": state.get("key", "")}
+        if token.endswith("DnsPreferences"):
+            prefs = client.call("GET", client.tailnet_path("dns", "preferences"))
+            return {**state, "magicDns": bool(prefs.get("magicDNS"))}
+        device = client.call("GET", f"device/{resource_id}")
+        if token.endswith("DeviceKey"):
+            return {**state, "keyExpiryDisabled": bool(device.get("keyExpiryDisabled"))}
+        if token.endswith("DeviceTags"):
+            return {**state, "tags": sorted(device.get("tags") or [])}
+        if token.endswith("DeviceAuthorization"):
+            return {**state, "authorized": bool(device.get("authorized"))}
+        raise ValueError(f"resource type {token} is not served by this provider stand-in")
+
+    def Delete(self, request: Any, context: Any) -> Any:
+        token, _ = self._guard(context, lambda: _kind(request.urn))
+        client = self._api(context)
+        state = _to_dict(request.properties)
+
+        def delete() -> None:
+            try:
+                if token.endswith("acl:Acl"):
+                    if state.get("resetAclOnDestroy"):
+                        body = json.dumps(DEFAULT_POLICY)
+                        client.call("POST", client.tailnet_path("acl"), body)
+                elif token.endswith("TailnetKey"):
+                    client.call("DELETE", client.tailnet_path("keys", request.id))
+                elif token.endswith("DeviceKey"):
+                    client.call("POST", f"device/{request.id}/key", {"keyExpiryDisabled": False})
+                elif token.endswith("DeviceTags"):
+                    client.call("POST", f"device/{request.id}/tags", {"tags": []})
+                elif token.endswith("DnsPreferences"):
+                    client.call(
+                        "POST", client.tailnet_path("dns", "preferences"), {"magicDNS": False}
+                    )
+                # DeviceAuthorization: an authorized device cannot be de-authorized; no call.
+            except ApiError as error:
+                if error.status != 404:
+                    raise
+
+        self._guard(context, delete)
+        return empty_pb2.Empty()
+
+    # ----------------------------------------------------------------------------- invokes
+
+    def Invoke(self, request: Any, context: Any) -> Any:
+        args = _to_dict(request.args)
+        client = self._api(context)
+        functions: dict[str, Callable[[], dict[str, Any]]] = {
+            "tailscale:index/getDevice:getDevice": lambda: self._get_device(client, args),
+            "tailscale:index/getDevices:getDevices": lambda: self._get_devices(client, args),
+            "tailscale:index/getAcl:getAcl": lambda: self._get_acl(client),
+        }
+        if request.tok not in functions:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"unknown function {request.tok}")
+        result = self._guard(context, functions[request.tok])
+        return provider_pb2.InvokeResponse(**{"return": _to_struct(result)})
+
+    @staticmethod
+    def _device_view(device: Mapping[str, Any]) -> dict[str, Any]:
+        view = {key: device.get(key) for key in DEVICE_FIELDS}
+        view["tags"] = list(device.get("tags") or [])
+        view["addresses"] = list(device.get("addresses") or [])
+        return {k: ("" if v is None else v) for k, v in view.items()}
+
+    def _list(self, client: Client) -> list[dict[str, Any]]:
+        return list(client.call("GET", client.tailnet_path("devices")).get("devices") or [])
+
+    def _get_device(self, client: Client, args: Mapping[str, Any]) -> dict[str, Any]:
+        name, hostname = args.get("name"), args.get("hostname")
+        if not name and not hostname:
+            raise ValueError("getDevice: one of name or hostname is required")
+        deadline = time.monotonic() + _duration_s(str(args.get("waitFor") or "0s"))
+        while True:
+            for device in self._list(client):
+                if (name and device.get("name") == name) or (
+                    hostname and device.get("hostname") == hostname
+                ):
+                    return {**self._device_view(device), "waitFor": args.get("waitFor", "")}
+            if time.monotonic() >= deadline:
+                which = f"name: {name}" if name else f"hostname: {hostname}"
+                raise ValueError(f"could not find device with {which}")
+            time.sleep(1.0)
+
+    def _get_devices(self, client: Client, args: Mapping[str, Any]) -> dict[str, Any]:
+        prefix = str(args.get("namePrefix") or "")
+        devices = [
+            self._device_view(d)
+            for d in self._list(client)
+            if str(d.get("name", "")).startswith(prefix)
+        ]
+        return {"devices": devices, "namePrefix": prefix, "id": client.tailnet}
+
+    def _get_acl(self, client: Client) -> dict[str, Any]:
+        document = client.call("GET", client.tailnet_path("acl"))
+        hujson = client.call(
+            "GET", client.tailnet_path("acl"), headers={"Accept": "application/hujson"}, raw=True
+        )
+        return {"json": json.dumps(document, indent="\t"), "hujson": hujson, "id": client.tailnet}
+
+
+def _duration_s(text: str) -> float:
+    """Go duration strings as the provider's wait_for takes them ('5m', '90s', '1h30m')."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts and text not in ("", "0"):
+        raise ValueError(f"waitFor: {text!r} is not a duration like '5m' or '90s'")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def main() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(Provider(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    # The engine ends plugins with a signal when it is done with them: a normal exit.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds the Pulumi engine pieces the end-to-end tests and the sandbox (`make demo`) run, into
+# .cache/bin next to the daemons of tools/build-binaries.sh, sharing its Go caches:
+#   pulumi                          the CLI, from the wrapper module tools/pulumi-cli
+#                                   (github.com/pulumi/pulumi/pkg/v3 at PULUMI_CLI_VERSION)
+#   pulumi-language-python-exec     the SDK's program runner, and
+#   pulumi-resource-pulumi-python   the dynamic-provider launcher (`python -m pulumi.dynamic`),
+#                                   both shipped in the sdk/v3 module, exec bits restored
+#   pulumi-language-python          launchers of the stand-ins standins/pulumi_language_python.py
+#   pulumi-resource-tailscale       and standins/pulumi_tailscale_provider.py, for the two
+#                                   plugins the module proxy does not serve (see versions.env)
+#
+# Idempotent: when .cache/bin/pulumi.stamp matches the pins, the Go toolchain, the platform
+# and this checkout, it exits at once without touching Go. Concurrent callers share the lock
+# of tools/build-binaries.sh.
+#
+# Environment: CORAL_CACHE_DIR overrides the cache directory (default: <repo>/.cache).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tools/versions.env disable=SC1091
+source "$repo_root/tools/versions.env"
+
+cache_dir="${CORAL_CACHE_DIR:-$repo_root/.cache}"
+bin_dir="$cache_dir/bin"
+stamp_file="$bin_dir/pulumi.stamp"
+wrapper_dir="$repo_root/tools/pulumi-cli"
+outputs=(pulumi pulumi-language-python-exec pulumi-resource-pulumi-python
+    pulumi-language-python pulumi-resource-tailscale)
+
+die() {
+    echo "build-pulumi: $*" >&2
+    exit 1
+}
+
+command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $GO_MIN_VERSION"
+
+# Never let `go` fetch a different toolchain: that would be a prebuilt binary download.
+export GOTOOLCHAIN=local
+go_version="$(go env GOVERSION)"
+go_platform="$(go env GOOS)/$(go env GOARCH)"
+# The wrapper module's go.mod/go.sum and this script (it writes the launchers) are inputs.
+inputs_sum="$(cat "$wrapper_dir/go.mod" "$wrapper_dir/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+expected_stamp="pulumi=$PULUMI_CLI_VERSION inputs=$inputs_sum go=$go_version platform=$go_platform root=$repo_root"
+
+up_to_date() {
+    [[ -f "$stamp_file" && "$(<"$stamp_file")" == "$expected_stamp" ]] || return 1
+    local name
+    for name in "${outputs[@]}"; do
+        [[ -x "$bin_dir/$name" ]] || return 1
+    done
+}
+
+if up_to_date; then
+    echo "build-pulumi: up to date ($PULUMI_CLI_VERSION)"
+    exit 0
+fi
+
+mkdir -p "$bin_dir"
+exec 9>"$cache_dir/build.lock"
+flock 9
+if up_to_date; then
+    echo "build-pulumi: up to date ($PULUMI_CLI_VERSION)"
+    exit 0
+fi
+
+export GOPATH="$cache_dir/go"
+export GOMODCACHE="$cache_dir/go/pkg/mod"
+export GOCACHE="$cache_dir/go-build"
+export CGO_ENABLED=0
+# -modcacherw keeps `rm -rf .cache` working; -trimpath keeps the binaries independent of paths.
+export GOFLAGS="-modcacherw -trimpath"
+
+rm -f "$stamp_file"
+started=$SECONDS
+
+echo "build-pulumi: pulumi CLI $PULUMI_CLI_VERSION"
+version="${PULUMI_CLI_VERSION#v}"
+(cd "$wrapper_dir" &&
+    go build -buildvcs=false \
+        -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+        -o "$bin_dir/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+
+# The module cache is read-only content: copy the scripts out and make them executable (module
+# zips carry no mode bits).
+sdk_dir="$(cd "$wrapper_dir" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
+[[ -n "$sdk_dir" && -d "$sdk_dir/python" ]] || die "sdk/v3 module not found in the module cache"
+install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin_dir/"
+install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin_dir/"
+
+write_launcher() {
+    local name="$1" module="$2"
+    cat >"$bin_dir/$name" <<LAUNCHER
+#!/bin/sh
+# Written by tools/build-pulumi.sh: runs $module with the project's virtualenv.
+PYTHONPATH="$repo_root\${PYTHONPATH:+:\$PYTHONPATH}" exec "$repo_root/.venv/bin/python" -m $module "\$@"
+LAUNCHER
+    chmod 0755 "$bin_dir/$name"
+}
+write_launcher pulumi-language-python standins.pulumi_language_python
+write_launcher pulumi-resource-tailscale standins.pulumi_tailscale_provider
+
+for name in "${outputs[@]}"; do
+    [[ -x "$bin_dir/$name" ]] || die "build finished but $bin_dir/$name is missing"
+done
+"$bin_dir/pulumi" version >/dev/null || die "$bin_dir/pulumi does not run"
+printf '%s\n' "$expected_stamp" >"$stamp_file"
+echo "build-pulumi: built in $((SECONDS - started))s into $bin_dir"

@@ -191,6 +191,8 @@ def fresh_event_loop() -> Any:
     gc.collect()
     assert unexpected == []
     loop.close()
+    # Leave a usable loop behind for suites that run later in the same process.
+    asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 # --- prod: the policy owner, network volume retained, SSH check -----------------------------

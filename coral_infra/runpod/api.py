@@ -498,11 +498,23 @@ def _deploy_mutation(spec: PodSpec, data_center_id: str | None) -> str:
     )
 
 
-def create_pod(spec: PodSpec) -> str:
+@dataclass(frozen=True)
+class CreatedPod:
+    """The pod `create_pod` deployed, or the live one it adopted by name."""
+
+    id: str
+    adopted: PodInfo | None = None
+    """Set when the pod already existed: it was not made by this call, so a failure later
+    must leave it as it is rather than terminate it."""
+
+
+def create_pod(spec: PodSpec) -> CreatedPod:
     """Deploy a pod on demand, or adopt the live pod that already carries `spec.name`.
 
-    Returns the pod id. Adoption covers an earlier create whose response was lost (its id
-    never reached state). The pod may not be running yet: see `wait_for_pod`.
+    Adoption covers an earlier create whose response was lost (its id never reached state)
+    and a pod made by hand under the stack's name. A deploy whose response was lost is found
+    by name too, and counts as deployed by this call. The pod may not be running yet: see
+    `wait_for_pod`.
     """
     data_center_id = spec.data_center_id
     if spec.network_volume_id is not None and data_center_id is None:
@@ -513,7 +525,7 @@ def create_pod(spec: PodSpec) -> str:
     _check_gpu_type(spec)
     existing = find_pod_by_name(spec.name)
     if existing is not None:
-        return existing.id
+        return CreatedPod(existing.id, adopted=existing)
     mutation = _deploy_mutation(spec, data_center_id)
 
     def deploy() -> str:
@@ -526,7 +538,7 @@ def create_pod(spec: PodSpec) -> str:
         found = find_pod_by_name(spec.name)
         return None if found is None else found.id
 
-    return _with_retries("create pod", deploy, recover=recover)
+    return CreatedPod(_with_retries("create pod", deploy, recover=recover))
 
 
 def wait_for_pod(pod_id: str) -> PodInfo:

@@ -266,20 +266,28 @@ class PodProvider(dyn.ResourceProvider):
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:
         """Create (or adopt by name), then wait for RUNNING; never leave an untracked pod.
 
-        A pod that RunPod accepted but that fails to start is terminated before raising,
-        because a raising create loses the id (pulumi/pulumi#5210).
+        A pod this call deployed that fails to start is terminated before raising, because a
+        raising create loses the id (pulumi/pulumi#5210). An adopted pod is never terminated
+        (its pod volume may hold someone's work): a stopped one is resumed, and one that does
+        not start is left as it is, to be adopted again by the next `up`.
         """
         spec = _spec(props)
-        pod_id = api.create_pod(spec)
+        created = api.create_pod(spec)
+        adopted = created.adopted
+        if adopted is not None:
+            _check_adoptable(spec, adopted)
+            if adopted.desired_status == "EXITED":
+                api.resume_pod(adopted.id, spec.gpu_count)
         try:
-            pod = api.wait_for_pod(pod_id)
+            pod = api.wait_for_pod(created.id)
         except api.RunPodError as exc:
-            raise _abandon(pod_id, exc) from None
-        if pod.gpu_type_id not in (None, spec.gpu_type_id) or pod.image != spec.image:
-            raise api.RunPodRequestError(
-                f"a pod named {spec.name!r} already exists ({pod.id}: {pod.gpu_type_id}, "
-                f"{pod.image}) and does not match this spec; terminate it or choose another name"
-            )
+            if adopted is not None:
+                raise type(exc)(
+                    f"{exc}; pod {created.id} existed before this `up` (adopted by its name "
+                    f"{spec.name!r}) and was left as it is: start it in the RunPod console or "
+                    "terminate it, then run `pulumi up` again"
+                ) from None
+            raise _abandon(created.id, exc) from None
         return dyn.CreateResult(pod.id, _outputs(_inputs(props), pod))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
@@ -323,6 +331,15 @@ class PodProvider(dyn.ResourceProvider):
         migrated = api.find_pod_by_name(str(props.get("name")))
         if migrated is not None:
             api.terminate_pod(migrated.id)
+
+
+def _check_adoptable(spec: api.PodSpec, pod: api.PodInfo) -> None:
+    """A pod found by name is only ours to adopt when it is the pod this spec describes."""
+    if pod.gpu_type_id not in (None, spec.gpu_type_id) or pod.image != spec.image:
+        raise api.RunPodRequestError(
+            f"a pod named {spec.name!r} already exists ({pod.id}: {pod.gpu_type_id}, "
+            f"{pod.image}) and does not match this spec; terminate it or choose another name"
+        )
 
 
 def _abandon(pod_id: str, cause: api.RunPodError) -> api.RunPodError:

@@ -49,7 +49,7 @@ def test_pod_strings_reach_runpod_exactly(standin: RunPodStandin, payload: str) 
             docker_args=payload,
             env={"PAYLOAD": payload, "TAILSCALE_AUTHKEY": payload},
         )
-    )
+    ).id
     (pod,) = standin.pods()
     assert pod.id == pod_id and pod.gpu_count == 1
     assert (pod.name, pod.image, pod.volume_mount_path, pod.docker_args) == (payload,) * 4
@@ -60,7 +60,7 @@ def test_pod_strings_reach_runpod_exactly(standin: RunPodStandin, payload: str) 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_edit_strings_reach_runpod_exactly(standin: RunPodStandin, payload: str) -> None:
-    pod_id = api.create_pod(spec())
+    pod_id = api.create_pod(spec()).id
     api.edit_pod(pod_id, spec(image=payload, docker_args=payload, env={"P": payload}))
     (pod,) = standin.pods()
     assert (pod.image, pod.docker_args, pod.env) == (payload, payload, [f"P={payload}"])

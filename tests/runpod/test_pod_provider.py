@@ -217,3 +217,23 @@ def test_stop_and_resume(standin: RunPodStandin) -> None:
     assert api.stop_pod(created.id) == "EXITED"
     assert api.resume_pod(created.id, 1) == "RUNNING"
     assert standin.pods()[0].desired_status == "RUNNING"
+
+
+def test_create_resumes_an_adopted_stopped_pod(standin: RunPodStandin) -> None:
+    first = PodProvider().create(pod_props())
+    api.stop_pod(first.id)
+    again = PodProvider().create(pod_props())
+    assert again.id == first.id
+    (pod,) = standin.pods()
+    assert pod.desired_status == "RUNNING"
+    assert standin.count("podResume") == 1
+
+
+def test_adopted_pod_that_does_not_start_is_left_alone(standin: RunPodStandin) -> None:
+    first = PodProvider().create(pod_props())
+    standin.never_running = True
+    with pytest.raises(api.RunPodError, match=r"existed before this `up`.*left as it is"):
+        PodProvider().create(pod_props())
+    (pod,) = standin.pods()
+    assert pod.id == first.id and pod.desired_status != "TERMINATED"
+    assert standin.count("podTerminate") == 0

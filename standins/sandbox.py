@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from tests.integration.tailnet_testbed import (
 BUILD_PULUMI = REPO_ROOT / "tools" / "build-pulumi.sh"
 BUILD_TIMEOUT_S = 30 * 60
 PULUMI_TIMEOUT_S = 300.0
+LAPTOP_PEER_TIMEOUT_S = 60.0
 SANDBOX_STACK = "local"
 # Stand-in credentials: the stand-ins accept exactly these; they are secrets in the stack
 # like real ones, so the tests can prove they never show up in plaintext.
@@ -161,10 +162,14 @@ class Sandbox:
     def state_files(self) -> list[Path]:
         return sorted(Path(self.env["PULUMI_BACKEND_URL"][len("file://") :]).rglob("*.json"))
 
-    def start_laptop(self) -> TailscaleNode:
+    def start_laptop(self, peers: Sequence[str]) -> TailscaleNode:
+        """The owner's laptop, once it knows `peers` and their SSH host keys (`tailscale ssh`
+        pins them, so an early attempt fails host key verification)."""
         self.laptop = start_laptop(
             self.testbed, self.bin_dir, self.headscale, self.owner_id, "laptop"
         )
+        for peer in peers:
+            self.laptop.wait_peer(peer, timeout_s=LAPTOP_PEER_TIMEOUT_S)
         return self.laptop
 
     def destroy(self) -> None:
@@ -299,7 +304,7 @@ def demo() -> int:
         sandbox = start_sandbox(testbed, bin_dir)
         print("pulumi up --stack local ...", flush=True)
         outputs = sandbox.up()
-        sandbox.start_laptop()
+        sandbox.start_laptop(list(outputs.get("machines") or {}))
         print(_instructions(sandbox, outputs), flush=True)
         while not stop["requested"]:
             time.sleep(0.5)

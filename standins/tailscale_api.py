@@ -167,6 +167,8 @@ class TailscaleApiStandin:
     tailnet: str = "example.com"
     port: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)
+    minted: list[str] = field(default_factory=list)
+    """Every auth key secret handed out, so tests can prove none is stored in plaintext."""
     _policy_text: str = DEFAULT_POLICY_TEXT
     _policy_is_default: bool = True
     _keys: dict[str, AuthKey] = field(default_factory=dict)
@@ -193,6 +195,17 @@ class TailscaleApiStandin:
             self._server.server_close()
 
     # ------------------------------------------------------------------------------ state
+
+    @property
+    def key_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._keys)
+
+    def device_extras(self, device_id: str) -> tuple[bool, bool]:
+        """(keyExpiryDisabled, authorized) as last set through the API for a device."""
+        with self._lock:
+            extras = self._extras.get(device_id.removeprefix("n").removesuffix("CNTRL"))
+            return (extras.key_expiry_disabled, extras.authorized) if extras else (False, False)
 
     @property
     def policy(self) -> dict[str, Any]:
@@ -389,6 +402,7 @@ class TailscaleApiStandin:
             expires=now + timedelta(seconds=expiry_s),
         )
         self._keys[key.id] = key
+        self.minted.append(str(minted["key"]))
         return key.view(with_secret=str(minted["key"]))
 
     def _device_call(

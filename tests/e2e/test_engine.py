@@ -1,0 +1,217 @@
+"""The real Pulumi engine end to end: the Go-built CLI runs __main__.py from a stack file, the
+dynamic pod provider runs pickled in its own process, the pod really boots the bootstrap and
+joins headscale, and state, refresh and teardown behave as the README says.
+
+The tests are the steps of one stack's life, in file order, on one sandbox (conftest.py):
+each step checks its own outcome, and a failing step makes the later ones fail too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from standins.sandbox import RUNPOD_API_KEY, TAILSCALE_API_KEY, Sandbox
+
+pytestmark = pytest.mark.e2e
+
+HOSTNAME = "coral-machine"
+TAG = "tag:coral-local"
+STATE_FILE = Path("deps/runtime/tailscale/tailscaled.state")
+
+
+def machine(outputs: dict[str, Any]) -> dict[str, Any]:
+    return dict(outputs["machines"][HOSTNAME])
+
+
+def only_node(sandbox: Sandbox) -> dict[str, Any]:
+    nodes = sandbox.headscale.nodes_named(HOSTNAME)
+    assert len(nodes) == 1, nodes
+    return nodes[0]
+
+
+def running_pod_pid(sandbox: Sandbox, pod_id: str) -> int:
+    [pod] = [p for p in sandbox.runpod.pods() if p.id == pod_id]
+    assert pod.desired_status == "RUNNING"
+    assert sandbox.runpod.runtime is not None
+    pid = sandbox.runpod.runtime.pid(pod_id)
+    assert pid is not None, f"pod {pod_id} has no running start command"
+    return pid
+
+
+@pytest.fixture(scope="module")
+def first_up(sandbox: Sandbox) -> dict[str, Any]:
+    return sandbox.up()
+
+
+def test_up_runs_the_pod_joins_the_tailnet_and_pins_the_device(
+    sandbox: Sandbox, first_up: dict[str, Any]
+) -> None:
+    out = machine(first_up)
+    pid = running_pod_pid(sandbox, out["podId"])
+    assert Path(f"/proc/{pid}").exists()
+
+    node = only_node(sandbox)
+    assert node["given_name"] == HOSTNAME
+    assert node["tags"] == [TAG]
+    assert sorted(out["tailscaleIps"]) == sorted(node["ip_addresses"])
+    assert out["deviceId"] == f"n{node['id']}CNTRL"
+    assert out["magicDnsName"] == f"{HOSTNAME}.coral.test"
+    assert f"HostName {HOSTNAME}.coral.test" in first_up["sshConfig"]
+
+    # Device settings went through the Tailscale API, after the device joined.
+    assert sandbox.tailscale_api.device_extras(out["deviceId"]) == (True, True)
+    calls = sandbox.tailscale_api.calls
+    assert ("POST", f"/device/{out['deviceId']}/tags") in calls
+    assert calls.index(("POST", "/tailnet/-/acl")) < calls.index(("POST", "/tailnet/-/keys"))
+
+    # The identity lives on the network volume, outside the pod.
+    [volume] = sandbox.runpod.volumes()
+    runtime = sandbox.runpod.runtime
+    assert runtime is not None
+    assert (runtime.volume_dir(out["podId"], volume.id) / STATE_FILE).is_file()
+
+
+def test_owner_reaches_the_pod_by_tailscale_ssh(sandbox: Sandbox, first_up: dict[str, Any]) -> None:
+    laptop = sandbox.start_laptop([HOSTNAME])
+    result = laptop.ssh(f"root@{HOSTNAME}", "ls", "/workspace/deps/runtime/tailscale")
+    assert result.returncode == 0, result.stderr
+    # The session runs inside the pod: its /workspace is the network volume.
+    assert "tailscaled.state" in result.stdout.split()
+
+
+def test_second_up_changes_nothing(sandbox: Sandbox, first_up: dict[str, Any]) -> None:
+    pod_id = machine(first_up)["podId"]
+    pid = running_pod_pid(sandbox, pod_id)
+    sandbox.tailscale_api.calls.clear()
+    second = sandbox.pulumi(
+        "up", "--yes", "--skip-preview", "--expect-no-changes", "--suppress-progress", check=False
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert running_pod_pid(sandbox, pod_id) == pid
+    assert [c for c in sandbox.tailscale_api.calls if c[0] != "GET"] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="coral_infra/device.py makes the device lookup unknown in every preview, so a "
+    "preview of an unchanged stack plans to replace DeviceKey/DeviceTags/DeviceAuthorization "
+    "(deviceId unknown); the update itself changes nothing (test above)",
+)
+def test_preview_of_an_unchanged_stack_shows_no_changes(
+    sandbox: Sandbox, first_up: dict[str, Any]
+) -> None:
+    preview = sandbox.pulumi("preview", "--expect-no-changes", check=False)
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+
+
+def test_key_rotation_does_not_touch_the_pod(sandbox: Sandbox, first_up: dict[str, Any]) -> None:
+    pod_id = machine(first_up)["podId"]
+    pid = running_pod_pid(sandbox, pod_id)
+    [old_key] = sandbox.tailscale_api.key_ids
+    sandbox.runpod.reset_calls()
+
+    sandbox.pulumi("config", "set", "--path", "coral:tailnet.authKey.description", "rotated key")
+    out = machine(sandbox.up())
+
+    [new_key] = sandbox.tailscale_api.key_ids
+    assert new_key != old_key
+    assert out["podId"] == pod_id
+    assert running_pod_pid(sandbox, pod_id) == pid
+    mutations = {"podEditJob", "podStop", "podResume", "podTerminate", "podFindAndDeployOnDemand"}
+    assert not [c.op for c in sandbox.runpod.calls if c.op in mutations]
+
+
+def test_pod_terminated_out_of_band_comes_back_as_the_same_machine(
+    sandbox: Sandbox, first_up: dict[str, Any]
+) -> None:
+    before = only_node(sandbox)
+    old_pod = machine(sandbox.outputs())["podId"]
+    sandbox.runpod.vanish(old_pod)
+
+    # --parallel 1: refresh reads every resource at once, and two threads of the dynamic
+    # provider process importing the runpod SDK lazily at the same moment (coral_infra/runpod/
+    # api.py) can die with importlib's _DeadlockError (seen here with the real engine).
+    sandbox.pulumi("refresh", "--yes", "--skip-preview", "--suppress-progress", "--parallel", "1")
+    out = machine(sandbox.up())
+
+    assert out["podId"] != old_pod
+    running_pod_pid(sandbox, out["podId"])
+    after = only_node(sandbox)
+    assert after["id"] == before["id"]
+    assert after["node_key"] == before["node_key"]
+    assert after["ip_addresses"] == before["ip_addresses"]
+    assert sorted(out["tailscaleIps"]) == sorted(before["ip_addresses"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="coral_infra/runpod/props.py is_unknown() compares with the string rpc.UNKNOWN, but "
+    "pulumi 3.272's dynamic provider hands check() a pulumi.output.Unknown (and an unknown "
+    "secret as {sig: secret, value: None}), so the Pod's check rejects the not-yet-known "
+    "auth_key and network_volume_id of a new stack in preview",
+)
+def test_prod_preview_runs_against_the_standins_only(sandbox: Sandbox) -> None:
+    stack = sandbox.stack
+    before = len(sandbox.tailscale_api.calls)
+    try:
+        sandbox.use_stack("prod")
+        preview = sandbox.pulumi("preview", "--suppress-progress")
+    finally:
+        sandbox.use_stack(stack)
+    assert "coral:index:Machine" in preview.stdout
+    assert "tailscale:index:Acl" in preview.stdout
+    # Preview creates nothing anywhere: no write reached the Tailscale API stand-in.
+    assert [c for c in sandbox.tailscale_api.calls[before:] if c[0] != "GET"] == []
+
+
+def test_no_plaintext_secret_in_state_export_or_outputs(sandbox: Sandbox) -> None:
+    secrets = [RUNPOD_API_KEY, TAILSCALE_API_KEY, *sandbox.tailscale_api.minted]
+    assert len(secrets) >= 4  # both API keys and at least the original and rotated auth keys
+    texts = {str(path): path.read_text() for path in sandbox.state_files()}
+    texts["stack export"] = sandbox.pulumi("stack", "export").stdout
+    texts["stack output"] = json.dumps(sandbox.outputs())
+    texts["project stack file"] = (
+        sandbox.project_dir / "stacks" / f"Pulumi.{sandbox.stack}.yaml"
+    ).read_text()
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret ({secret[:8]}...) in plaintext in {where}"
+    # The secrets are there, encrypted: the engine can show them when asked.
+    shown = sandbox.pulumi("stack", "export", "--show-secrets").stdout
+    assert sandbox.tailscale_api.minted[-1] in shown
+
+
+def test_destroy_leaves_only_the_retained_network_volume(
+    sandbox: Sandbox, first_up: dict[str, Any]
+) -> None:
+    pod_id = machine(sandbox.outputs())["podId"]
+    assert sandbox.runpod.runtime is not None
+    [volume] = sandbox.runpod.volumes()
+    volume_dir = sandbox.runpod.runtime.volume_dir(pod_id, volume.id)
+
+    sandbox.destroy()
+
+    assert sandbox.runpod.pods() == []
+    assert sandbox.runpod.runtime.pid(pod_id) is None
+    assert [v.id for v in sandbox.runpod.volumes()] == [volume.id]
+    assert (volume_dir / STATE_FILE).is_file()
+    assert sandbox.tailscale_api.key_ids == []
+    export = json.loads(sandbox.pulumi("stack", "export").stdout)
+    assert export["deployment"].get("resources") in (None, [])
+
+
+def test_pulumi_is_the_go_built_cli(sandbox: Sandbox) -> None:
+    version = subprocess.run(
+        [str(sandbox.bin_dir / "pulumi"), "version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    pins = (Path(__file__).resolve().parents[2] / "tools" / "versions.env").read_text()
+    assert f"PULUMI_CLI_VERSION=v{version.stdout.strip()}" in pins

@@ -480,6 +480,27 @@ class TailscaleNode:
 
         return wait_for(f"peer {hostname} with SSH host keys in the netmap", probe, timeout_s)
 
+    def start_ssh(self, target: str, *command: str, output_dir: Path) -> subprocess.Popen[str]:
+        """`tailscale ssh` left running, for flows that need a second party mid-session (SSH
+        `check` mode waits for the control server to approve). Output goes to ssh.out and
+        ssh.err in `output_dir` so the caller can watch stderr while it waits."""
+        with (output_dir / "ssh.out").open("w") as out, (output_dir / "ssh.err").open("w") as err:
+            return subprocess.Popen(
+                [
+                    str(self.bin_dir / "tailscale"),
+                    f"--socket={self.socket}",
+                    "ssh",
+                    target,
+                    *command,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                text=True,
+                env=base_env(self.bin_dir, self.home),
+                start_new_session=True,
+            )
+
     def ssh(
         self, target: str, *command: str, timeout_s: float = 30
     ) -> subprocess.CompletedProcess[str]:

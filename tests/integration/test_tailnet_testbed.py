@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pwd
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.integration.tailnet_testbed import (
     TailscaleNode,
     Testbed,
     start_tailscaled,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -163,6 +165,22 @@ def dev_machine(
     node.daemon.stop()
 
 
+@pytest.fixture(scope="module")
+def prod_machine(
+    shared_tailnet: SharedTailnet, bin_dir: Path, tailnet_plan: TailnetPlan
+) -> Iterator[TailscaleNode]:
+    """A prod machine (SSH `check` in the policy) registered by plain `tailscale up --ssh`."""
+    bed, net = shared_tailnet.testbed, shared_tailnet.tailnet
+    node = start_tailscaled(bed, bin_dir, "prod-machine")
+    key = net.headscale.create_auth_key(tags=[tailnet_plan.prod.tag])
+    result = node.up(net.headscale.url, key, f"--hostname={tailnet_plan.prod.hostname}", "--ssh")
+    assert result.returncode == 0, result.stderr
+    node.wait_running()
+    shared_tailnet.owner_laptop.wait_peer(tailnet_plan.prod.hostname)
+    yield node
+    node.daemon.stop()
+
+
 def test_owner_ssh_as_root_runs_the_command(
     shared_tailnet: SharedTailnet, dev_machine: TailscaleNode, tailnet_plan: TailnetPlan
 ) -> None:
@@ -190,21 +208,65 @@ def test_member_ssh_is_refused_by_policy(
     assert POLICY_DENIED in result.stderr, result.stderr
 
 
+def checked_session(
+    shared_tailnet: SharedTailnet, hostname: str, decision: str | None, name: str
+) -> tuple[int, str, str]:
+    """Runs `tailscale ssh root@host id -un`; when a check prompt appears, answers it with
+    `headscale auth <decision>`. Returns (exit code, stdout, stderr)."""
+    out_dir = shared_tailnet.testbed.path(name)
+    err = out_dir / "ssh.err"
+    session = shared_tailnet.owner_laptop.start_ssh(
+        f"root@{hostname}", "id", "-un", output_dir=out_dir
+    )
+    try:
+        if decision is not None:
+            prompt = wait_for(
+                "the SSH check prompt",
+                lambda: re.search(r"/auth/(hskey-authreq-[A-Za-z0-9_-]+)", err.read_text()),
+                timeout_s=20,
+            )
+            assert session.poll() is None  # nothing runs before the decision
+            answer = shared_tailnet.tailnet.headscale.cli(
+                "auth", decision, "--auth-id", prompt.group(1)
+            )
+            assert answer.returncode == 0, answer.stderr
+        session.wait(timeout=30)
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait()
+    return session.returncode, (out_dir / "ssh.out").read_text(), err.read_text()
+
+
+def test_prod_check_mode_runs_the_command_only_after_the_control_server_approves(
+    shared_tailnet: SharedTailnet, prod_machine: TailscaleNode, tailnet_plan: TailnetPlan
+) -> None:
+    """The prod stack's `check` action on headscale: a session waits for approval
+    (`headscale auth approve|reject`, standing in for Tailscale's browser re-authentication);
+    once approved, the check period spares the next session the prompt."""
+    assert tailnet_plan.prod.ssh_action == "check"
+    host = tailnet_plan.prod.hostname
+
+    code, out, err = checked_session(shared_tailnet, host, "reject", "check-rejected")
+    assert (code != 0, out) == (True, ""), err
+
+    code, out, err = checked_session(shared_tailnet, host, "approve", "check-approved")
+    assert (code, out) == (0, "root\n"), err
+
+    code, out, err = checked_session(shared_tailnet, host, None, "check-within-period")
+    assert (code, out) == (0, "root\n"), err
+    assert "/auth/" not in err
+
+
 def test_headscale_passes_the_policy_self_tests_on_the_live_tailnet(
     shared_tailnet: SharedTailnet,
     dev_machine: TailscaleNode,
-    bin_dir: Path,
+    prod_machine: TailscaleNode,
     tailnet_plan: TailnetPlan,
 ) -> None:
     """headscale evaluates `tests`/`sshTests` only against users that have nodes, so this runs
     with both laptops and both machine kinds online."""
     bed, net = shared_tailnet.testbed, shared_tailnet.tailnet
-    prod = start_tailscaled(bed, bin_dir, "prod-machine")
-    key = net.headscale.create_auth_key(tags=[tailnet_plan.prod.tag])
-    assert (
-        prod.up(net.headscale.url, key, f"--hostname={tailnet_plan.prod.hostname}").returncode == 0
-    )
-    prod.wait_running()
     assert tailnet_plan.policy.get("sshTests") and tailnet_plan.policy.get("tests")
 
     result = net.headscale.check_policy(Path(net.headscale.config_path.parent / "policy.json"))

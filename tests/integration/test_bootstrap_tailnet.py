@@ -24,7 +24,9 @@ from tests.integration.tailnet_testbed import (
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not BOOTSTRAP_SCRIPT.exists(), reason="coral_infra/bootstrap/start.sh"),
+    pytest.mark.skipif(
+        not BOOTSTRAP_SCRIPT.exists(), reason="coral_infra/bootstrap/start.sh does not exist yet"
+    ),
 ]
 
 MAIN_STARTED = "starting the main command: sleep"

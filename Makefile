@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv render test lint typecheck unit
+.PHONY: venv render test lint typecheck unit demo demo-down
 
 # The venv is rebuilt only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -20,6 +20,15 @@ venv: $(VENV)/.installed
 
 render: venv
 	$(PY) -m coral_infra.render $(STACK)
+
+# The local sandbox: headscale + the Tailscale and RunPod API stand-ins + `pulumi up` on the
+# `local` stack with the Go-built engine (tools/build-*.sh, cached in .cache/bin). Runs in the
+# foreground until Ctrl-C or `make demo-down`, which destroy the stack and stop everything.
+demo: venv
+	$(PY) -m standins.sandbox
+
+demo-down: venv
+	$(PY) -m standins.sandbox --down
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -263,26 +263,29 @@ def _pid_file() -> Path:
 def _instructions(sandbox: Sandbox, outputs: Mapping[str, Any]) -> str:
     assert sandbox.laptop is not None
     tailscale = f"{sandbox.bin_dir / 'tailscale'} --socket={sandbox.laptop.socket}"
-    machines = outputs.get("machines") or outputs
-    return "\n".join(
-        [
+    lines = [
+        "",
+        "coral sandbox is up (everything on 127.0.0.1):",
+        f"  headscale (control plane)  {sandbox.headscale.url}",
+        f"  Tailscale API stand-in     {sandbox.tailscale_api.url}",
+        f"  RunPod API stand-in        {sandbox.runpod.url}",
+        f"  pod consoles               {sandbox.testbed.root / 'runpod' / 'pods'}/<pod id>/",
+        f"  Pulumi project             {sandbox.project_dir} (stack {sandbox.stack})",
+    ]
+    for hostname, machine in (outputs.get("machines") or {}).items():
+        lines += [
             "",
-            "coral sandbox is up (everything on 127.0.0.1):",
-            f"  headscale (control plane)  {sandbox.headscale.url}",
-            f"  Tailscale API stand-in     {sandbox.tailscale_api.url}",
-            f"  RunPod API stand-in        {sandbox.runpod.url}",
-            f"  pod logs                   {sandbox.testbed.root / 'runpod' / 'pods'}",
+            f"{hostname}: pod {machine['podId']}, device {machine['deviceId']}, "
+            f"{machine['magicDnsName']} {' '.join(machine['tailscaleIps'])}",
+            "SSH config (stack output sshConfig):",
+            machine["sshConfig"].rstrip(),
             "",
-            "stack outputs:",
-            json.dumps(machines, indent=2),
-            "",
-            "Tailscale SSH into the simulated coral-machine from the laptop (the owner's device):",
-            f"  {tailscale} ssh root@coral-machine",
+            "Tailscale SSH into it from the laptop (a tailscaled logged in as the owner):",
+            f"  {tailscale} ssh root@{hostname}",
             f"  {tailscale} status",
-            "",
-            "Stop with Ctrl-C here, or `make demo-down` from another shell.",
         ]
-    )
+    lines += ["", "Stop with Ctrl-C here, or `make demo-down` from another shell."]
+    return "\n".join(lines)
 
 
 def demo() -> int:

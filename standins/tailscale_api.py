@@ -186,7 +186,9 @@ class TailscaleApiStandin:
 
     def start(self) -> TailscaleApiStandin:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

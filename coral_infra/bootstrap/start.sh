@@ -360,7 +360,9 @@ start_tailscale() {
         return 1
     fi
     mkdir -p "$(dirname "$TS_SOCKET")"
-    state=$(backend_state)
+    # Only ask when a socket exists: with no daemon, the CLI takes seconds to give up.
+    state=""
+    if [[ -S $TS_SOCKET ]]; then state=$(backend_state); fi
     if [[ -n $state ]]; then
         log "tailscaled is already running on $TS_SOCKET; not starting another"
     else

@@ -43,10 +43,14 @@ class Pod:
     def fake(self) -> Path:
         return self.root / "fake"
 
-    def start(self, *main: str, extra_env: dict[str, str] | None = None) -> Run:
+    def start(
+        self, *main: str, extra_env: dict[str, str] | None = None, stop_first: bool = True
+    ) -> Run:
         """Starts the script as a container would and waits until it has exec'd the main command
-        and that command has finished; tailscaled's stand-in stays up until `stop`."""
-        self.stop()
+        and that command has finished; tailscaled's stand-in stays up until `stop`.
+        `stop_first=False` runs the script again beside a tailscaled that is still up."""
+        if stop_first:
+            self.stop()
         self.fake.mkdir(exist_ok=True)
         for name in ("tailscale.argv", "tailscaled.argv", "sshd.argv", "set_calls", "logins"):
             (self.fake / name).unlink(missing_ok=True)

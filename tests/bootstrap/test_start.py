@@ -79,6 +79,15 @@ def test_restart_with_existing_state_uses_no_key(pod: Pod) -> None:
     ]
 
 
+def test_second_run_beside_a_live_tailscaled_starts_no_other(pod: Pod) -> None:
+    pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
+    run = pod.start(stop_first=False)
+
+    assert "tailscaled is already running" in run.log
+    assert "already logged in" in run.log
+    assert pod.read("tailscaled.argv") == ""  # no second daemon was started
+
+
 def test_reset_identity_by_removing_state_logs_in_again(pod: Pod) -> None:
     pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
     (pod.state_dir / "tailscaled.state").unlink()

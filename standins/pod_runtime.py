@@ -132,6 +132,11 @@ class PodRuntime:
             return None
         return running.process.pid
 
+    def processes(self, pod_id: str) -> list[int]:
+        """Every live process of the pod's container (its session), e.g. its tailscaled."""
+        pid = self.pid(pod_id)
+        return [] if pid is None else _session_members(pid)
+
     def stop(self, pod_id: str) -> None:
         """Kills every process of the pod's session; waits at most STOP_GRACE_S for TERM."""
         running = self._running.pop(pod_id, None)

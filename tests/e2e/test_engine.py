@@ -8,7 +8,9 @@ each step checks its own outcome, and a failing step makes the later ones fail t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,16 @@ def test_up_runs_the_pod_joins_the_tailnet_and_pins_the_device(
     sandbox: Sandbox, first_up: dict[str, Any]
 ) -> None:
     out = machine(first_up)
-    pid = running_pod_pid(sandbox, out["podId"])
-    assert Path(f"/proc/{pid}").exists()
+    running_pod_pid(sandbox, out["podId"])
+    runtime = sandbox.runpod.runtime
+    assert runtime is not None
+    # The pod runs the Go-built daemon from the "image" PATH; nothing was downloaded.
+    executables = set()
+    for process in runtime.processes(out["podId"]):
+        with contextlib.suppress(OSError):
+            executables.add(os.readlink(f"/proc/{process}/exe"))
+    assert str(sandbox.bin_dir / "tailscaled") in executables
+    assert "downloading" not in runtime.log_path(out["podId"]).read_text()
 
     node = only_node(sandbox)
     assert node["given_name"] == HOSTNAME
@@ -71,8 +81,6 @@ def test_up_runs_the_pod_joins_the_tailnet_and_pins_the_device(
 
     # The identity lives on the network volume, outside the pod.
     [volume] = sandbox.runpod.volumes()
-    runtime = sandbox.runpod.runtime
-    assert runtime is not None
     assert (runtime.volume_dir(out["podId"], volume.id) / STATE_FILE).is_file()
 
 

@@ -279,9 +279,11 @@ def test_repo_stacks_have_one_owner_and_dev_is_covered() -> None:
         for p in Path(PROJECT_ROOT, "stacks").glob("Pulumi.*.yaml")
     )
     owners = [s for s in stacks if load_stack(s).tailnet.policy.owner]
-    assert owners == ["prod"]
+    # prod owns the real tailnet's policy; `local` is the sandbox's own tailnet (headscale).
+    assert owners == ["local", "prod"]
     document = policy_for_stack("prod")
-    for name in stacks:
+    assert load_stack("prod").tailnet.policy.environments == ["dev"]
+    for name in ("prod", "dev"):
         assert missing_rules(document, load_stack(name).tailnet) == [], name
     assert ssh_rule(document, "tag:coral-machine")["checkPeriod"] == "12h"
     assert ssh_rule(document, "tag:coral-dev")["action"] == "accept"

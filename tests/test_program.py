@@ -425,3 +425,33 @@ def test_login_server_reaches_the_bootstrap() -> None:
     run = run_program("dev", mocks_for("dev"), config=config, secret_keys=secrets)
     assert run.one(POD)["env"]["TS_EXTRA_ARGS"] == "--login-server=https://headscale.example.com"
     assert "TS_EXTRA_ARGS" not in run_program("dev", mocks_for("dev")).one(POD)["env"]
+
+
+STACK_FILES = sorted(
+    p.name[len("Pulumi.") : -len(".yaml")] for p in (PROJECT_ROOT / "stacks").glob("Pulumi.*.yaml")
+)
+
+
+@pytest.mark.parametrize("stack", STACK_FILES)
+def test_every_stack_file_runs_and_wires_key_pod_and_device(stack: str) -> None:
+    from coral_infra.settings import load_stack
+
+    settings = load_stack(stack)
+    tag = settings.tailnet.machine_tag
+    mocks = CoralMocks(
+        live_policy=None if settings.tailnet.policy.owner else policy_for_stack("prod"),
+        devices={
+            m.hostname: [device(m.hostname, tag, 5 + i)] for i, m in enumerate(settings.machines)
+        },
+    )
+    run = run_program(stack, mocks)
+    assert run.one("tailscale:index/tailnetKey:TailnetKey")["tags"] == [tag]
+    assert len(run.resources("tailscale:index/acl:Acl")) == int(settings.tailnet.policy.owner)
+    pods = run.resources(POD)
+    assert sorted(p["name"] for p in pods.values()) == sorted(
+        f"{m.hostname}-{stack}" for m in settings.machines
+    )
+    assert all(secret_value(p["auth_key"]) == MOCK_AUTH_KEY for p in pods.values())
+    tags = run.resources("tailscale:index/deviceTags:DeviceTags")
+    assert [t["tags"] for t in tags.values()] == [[tag]] * len(settings.machines)
+    assert set(run.monitor.stack_outputs["machines"]) == {m.hostname for m in settings.machines}

@@ -1,8 +1,9 @@
 """The local sandbox: the whole system on this machine with the real Pulumi engine, no accounts.
 
 `make demo` (`python -m standins.sandbox`) starts, all on 127.0.0.1:
-- headscale (the control plane), loaded with the policy the `local` stack writes, with the
-  users the stack's self-tests name (owner@example.com, member@example.com);
+- headscale (the control plane), with the users the stack's self-tests name
+  (owner@example.com, member@example.com); it enforces the policy `pulumi up` writes through
+  the Tailscale API stand-in (reloaded on each write, see load_policy);
 - the Tailscale API stand-in (standins/tailscale_api.py) backed by that headscale;
 - the RunPod stand-in (standins/runpod_api.py) running pods as processes
   (standins/pod_runtime.py) with the Go-built tailscale binaries as the "image";
@@ -33,11 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coral_infra.policy import policy_for_stack
+from coral_infra import hujson
 from coral_infra.settings import load_stack
 from standins.pod_runtime import PodRuntime
 from standins.runpod_api import RunPodStandin
-from standins.tailscale_api import HeadscaleCli, TailscaleApiStandin
+from standins.tailscale_api import (
+    DEFAULT_POLICY_TEXT,
+    ApiError,
+    HeadscaleCli,
+    TailscaleApiStandin,
+)
 from tests.integration.tailnet_testbed import (
     REPO_ROOT,
     TAILSCALE_ENV,
@@ -55,6 +61,8 @@ BUILD_PULUMI = REPO_ROOT / "tools" / "build-pulumi.sh"
 BUILD_TIMEOUT_S = 30 * 60
 PULUMI_TIMEOUT_S = 300.0
 LAPTOP_PEER_TIMEOUT_S = 60.0
+POLICY_RELOAD_TIMEOUT_S = 10.0
+RELOAD_LOG_LINE = "Received SIGHUP, reloading ACL policy"
 SANDBOX_STACK = "local"
 # Stand-in credentials: the stand-ins accept exactly these; they are secrets in the stack
 # like real ones, so the tests can prove they never show up in plaintext.
@@ -181,6 +189,31 @@ class Sandbox:
         self.testbed.close()
 
 
+def load_policy(headscale: Headscale, document: Mapping[str, Any], owner: str) -> None:
+    """Makes headscale enforce a policy the Tailscale API accepted: the headscale-adapted
+    document (tailnet roles -> the owner's login) replaces the policy file, after
+    `headscale policy check` accepts it, and SIGHUP makes headscale reload it."""
+    config = json.loads(headscale.config_path.read_text())
+    policy_path = Path(config["policy"]["path"])
+    candidate = policy_path.with_suffix(".next.json")
+    # The self-tests already ran as Tailscale runs them (evaluate_tests, by the logins' roles);
+    # headscale evaluates them against the IPs of devices online now, which a fresh tailnet
+    # does not have, so it gets the rules without them.
+    rules = {k: v for k, v in document.items() if k not in ("tests", "sshTests")}
+    candidate.write_text(json.dumps(adapt_policy_for_headscale(rules, owner)))
+    checked = headscale.check_policy(candidate)
+    if checked.returncode != 0:
+        raise ApiError(400, f"headscale cannot load this policy: {checked.stderr.strip()}")
+    reloads = headscale.daemon.log().count(RELOAD_LOG_LINE)
+    candidate.replace(policy_path)
+    os.kill(headscale.daemon.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + POLICY_RELOAD_TIMEOUT_S
+    while headscale.daemon.log().count(RELOAD_LOG_LINE) <= reloads:
+        if time.monotonic() > deadline:
+            raise ApiError(500, "headscale did not reload the policy")
+        time.sleep(0.05)
+
+
 def _project(root: Path, stacks: Mapping[str, str]) -> Path:
     """A Pulumi project dir linking to this checkout. `stacks` maps each stack to the repo stack
     whose file it starts from (a copy: `pulumi config set` writes to it)."""
@@ -206,14 +239,17 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
     if tests is None:
         raise ValueError(f"stack {SANDBOX_STACK} must name its policy test users")
     owner, member = tests.allowed, tests.denied
-    policy = adapt_policy_for_headscale(policy_for_stack(SANDBOX_STACK), owner)
-    headscale = start_headscale(testbed, bin_dir, policy)
+    # A new tailnet's policy until `pulumi up` writes the stack's through the API.
+    headscale = start_headscale(
+        testbed, bin_dir, adapt_policy_for_headscale(hujson.loads(DEFAULT_POLICY_TEXT), owner)
+    )
     owner_id = headscale.create_user(owner.split("@")[0], owner)
     headscale.create_user(member.split("@")[0], member)
     tailscale_api = TailscaleApiStandin(
         api_key=TAILSCALE_API_KEY,
         headscale=HeadscaleCli(headscale.binary, headscale.config_path),
         roles={owner: "owner", member: "member"},
+        on_policy=lambda document: load_policy(headscale, document, owner),
     ).start()
     runtime = PodRuntime(
         root=testbed.path("runpod"), image_path=(bin_dir,), image_env=POD_IMAGE_ENV

@@ -34,7 +34,7 @@ import secrets
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -167,6 +167,9 @@ class TailscaleApiStandin:
     tailnet: str = "example.com"
     port: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)
+    on_policy: Callable[[dict[str, Any]], None] | None = None
+    """Called with each policy document the API accepts, before it is committed (the sandbox
+    loads it into headscale); raising ApiError refuses the write."""
     minted: list[str] = field(default_factory=list)
     """Every auth key secret handed out, so tests can prove none is stored in plaintext."""
     _policy_text: str = DEFAULT_POLICY_TEXT
@@ -259,6 +262,8 @@ class TailscaleApiStandin:
         failures = evaluate_tests(document, self.roles)
         if failures:
             raise ApiError(400, "test(s) failed", [{"user": "", "errors": failures}])
+        if self.on_policy is not None:
+            self.on_policy(document)
         self._policy_text = text
         self._policy_is_default = False
 

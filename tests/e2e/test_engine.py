@@ -85,6 +85,8 @@ def test_up_runs_the_pod_joins_the_tailnet_and_pins_the_device(
 
 
 def test_owner_reaches_the_pod_by_tailscale_ssh(sandbox: Sandbox, first_up: dict[str, Any]) -> None:
+    """Headscale started with Tailscale's default policy (SSH only to your own devices): the
+    owner gets into the tagged machine only through the rules `pulumi up` wrote via the API."""
     laptop = sandbox.start_laptop([HOSTNAME])
     result = laptop.ssh(f"root@{HOSTNAME}", "ls", "/workspace/deps/runtime/tailscale")
     assert result.returncode == 0, result.stderr

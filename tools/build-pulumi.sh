@@ -5,7 +5,8 @@
 #                                   (github.com/pulumi/pulumi/pkg/v3 at PULUMI_CLI_VERSION)
 #   pulumi-language-python-exec     the SDK's program runner, and
 #   pulumi-resource-pulumi-python   the dynamic-provider launcher (`python -m pulumi.dynamic`),
-#                                   both shipped in the sdk/v3 module, exec bits restored
+#                                   both from the sdk/v3 module at PULUMI_PYTHON_SDK_VERSION
+#                                   (the pinned Python SDK), exec bits restored
 #   pulumi-language-python          launchers of the stand-ins standins/pulumi_language_python.py
 #   pulumi-resource-tailscale       and standins/pulumi_tailscale_provider.py, for the two
 #                                   plugins the module proxy does not serve (see versions.env)
@@ -41,7 +42,7 @@ go_version="$(go env GOVERSION)"
 go_platform="$(go env GOOS)/$(go env GOARCH)"
 # The wrapper module's go.mod/go.sum and this script (it writes the launchers) are inputs.
 inputs_sum="$(cat "$wrapper_dir/go.mod" "$wrapper_dir/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
-expected_stamp="pulumi=$PULUMI_CLI_VERSION inputs=$inputs_sum go=$go_version platform=$go_platform root=$repo_root"
+expected_stamp="pulumi=$PULUMI_CLI_VERSION sdk=$PULUMI_PYTHON_SDK_VERSION inputs=$inputs_sum go=$go_version platform=$go_platform root=$repo_root"
 
 up_to_date() {
     [[ -f "$stamp_file" && "$(<"$stamp_file")" == "$expected_stamp" ]] || return 1
@@ -81,10 +82,12 @@ version="${PULUMI_CLI_VERSION#v}"
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
         -o "$bin_dir/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
 
-# The module cache is read-only content: copy the scripts out and make them executable (module
-# zips carry no mode bits).
-sdk_dir="$(cd "$wrapper_dir" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
-[[ -n "$sdk_dir" && -d "$sdk_dir/python" ]] || die "sdk/v3 module not found in the module cache"
+# The scripts come from the sdk/v3 module at the Python SDK's version. The module cache is
+# read-only content: copy them out and make them executable (module zips carry no mode bits).
+sdk_module="github.com/pulumi/pulumi/sdk/v3@$PULUMI_PYTHON_SDK_VERSION"
+go mod download "$sdk_module"
+sdk_dir="$GOMODCACHE/$sdk_module"
+[[ -d "$sdk_dir/python" ]] || die "$sdk_module has no python/ directory"
 install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin_dir/"
 install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin_dir/"
 

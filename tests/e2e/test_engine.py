@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -223,5 +224,10 @@ def test_pulumi_is_the_go_built_cli(sandbox: Sandbox) -> None:
         timeout=30,
         check=True,
     )
-    pins = (Path(__file__).resolve().parents[2] / "tools" / "versions.env").read_text()
+    repo = Path(__file__).resolve().parents[2]
+    pins = (repo / "tools" / "versions.env").read_text()
     assert f"PULUMI_CLI_VERSION=v{version.stdout.strip()}" in pins
+    # The runner scripts come from the sdk module at the Python SDK's pinned version.
+    sdk_pin = re.search(r'"pulumi==([0-9.]+)"', (repo / "pyproject.toml").read_text())
+    assert sdk_pin is not None
+    assert f"PULUMI_PYTHON_SDK_VERSION=v{sdk_pin.group(1)}" in pins

@@ -50,6 +50,15 @@ class PodRuntimeError(RuntimeError):
     """The pod's container cannot be started here."""
 
 
+def check_can_run_pods() -> None:
+    """Raises PodRuntimeError, saying why, where pods cannot run."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        raise PodRuntimeError(
+            "running pods needs root and util-linux `unshare` (a private mount namespace "
+            "per pod, where the volume is bind-mounted at the pod's mount path)"
+        )
+
+
 @dataclass
 class RunningPod:
     process: subprocess.Popen[bytes]
@@ -65,11 +74,7 @@ class PodRuntime:
     _running: dict[str, RunningPod] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if os.geteuid() != 0 or shutil.which("unshare") is None:
-            raise PodRuntimeError(
-                "running pods needs root and util-linux `unshare` (a private mount namespace "
-                "per pod, where the volume is bind-mounted at the pod's mount path)"
-            )
+        check_can_run_pods()
 
     def volume_dir(self, pod_id: str, network_volume_id: str | None) -> Path:
         if network_volume_id:

@@ -36,7 +36,7 @@ from typing import Any
 
 from coral_infra import hujson
 from coral_infra.settings import load_stack
-from standins.pod_runtime import PodRuntime
+from standins.pod_runtime import PodRuntime, PodRuntimeError, check_can_run_pods
 from standins.runpod_api import RunPodStandin
 from standins.tailscale_api import (
     DEFAULT_POLICY_TEXT,
@@ -325,7 +325,12 @@ def _instructions(sandbox: Sandbox, outputs: Mapping[str, Any]) -> str:
 
 
 def demo() -> int:
-    bin_dir = ensure_tools()
+    try:
+        bin_dir = ensure_tools()
+        check_can_run_pods()
+    except (ToolsUnavailable, PodRuntimeError) as error:
+        print(f"make demo: {error}", file=sys.stderr)
+        return 2
     pid_file = _pid_file()
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")

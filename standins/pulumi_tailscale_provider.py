@@ -44,6 +44,8 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
+from coral_infra import hujson
+
 VERSION = "0.29.2"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 """The engine's marker for a value not known during preview."""
@@ -341,7 +343,17 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             headers = {}
             if not update and not inputs.get("overwriteExistingContent"):
                 headers["If-Match"] = '"ts-default"'
-            client.call("POST", client.tailnet_path("acl"), str(inputs["acl"]), headers=headers)
+            try:
+                client.call("POST", client.tailnet_path("acl"), str(inputs["acl"]), headers=headers)
+            except ApiError as error:
+                if error.status != 412 or update:
+                    raise
+                # The Terraform provider's wording, with the Pulumi property as the way out.
+                raise ValueError(
+                    "Failed to set ACL: you seem to be trying to overwrite a non-default ACL "
+                    "with a tailscale_acl resource; import the existing policy first or set "
+                    f'overwriteExistingContent: true (got error "{error}")'
+                ) from None
             return "acl", inputs
         if token.endswith("TailnetKey"):
             if update:
@@ -425,7 +437,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
     ) -> dict[str, Any] | None:
         if token.endswith("acl:Acl"):
             live = client.call("GET", client.tailnet_path("acl"))
-            ours = json.loads(state.get("acl", "null") or "null")
+            ours = hujson.loads(state.get("acl") or "null", "acl")
             if live != ours:
                 state["acl"] = json.dumps(live, indent="\t")
                 if inputs:

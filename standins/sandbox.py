@@ -147,8 +147,13 @@ class Sandbox:
             )
         return result
 
-    def use_stack(self, stack: str) -> None:
-        """Creates (once) and selects `stack`, with the stand-ins' URLs and credentials."""
+    def use_stack(self, stack: str, source: str | None = None) -> None:
+        """Creates (once) and selects `stack`, with the stand-ins' URLs and credentials. Its
+        file starts as a copy of the repo's stacks/Pulumi.<source>.yaml (default: same name):
+        `pulumi config set` writes to it, never to the repo."""
+        stack_file = self.project_dir / "stacks" / f"Pulumi.{stack}.yaml"
+        if not stack_file.exists():
+            shutil.copy(REPO_ROOT / "stacks" / f"Pulumi.{source or stack}.yaml", stack_file)
         self.stack = stack
         listed = self.pulumi("stack", "ls", "--json")
         if stack not in {entry["name"] for entry in json.loads(listed.stdout or "[]")}:
@@ -214,9 +219,8 @@ def load_policy(headscale: Headscale, document: Mapping[str, Any], owner: str) -
         time.sleep(0.05)
 
 
-def _project(root: Path, stacks: Mapping[str, str]) -> Path:
-    """A Pulumi project dir linking to this checkout. `stacks` maps each stack to the repo stack
-    whose file it starts from (a copy: `pulumi config set` writes to it)."""
+def _project(root: Path) -> Path:
+    """A Pulumi project dir whose program, package, policy and venv link to this checkout."""
     project = root / "project"
     (project / "stacks").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
@@ -224,11 +228,6 @@ def _project(root: Path, stacks: Mapping[str, str]) -> Path:
         link = project / name
         if not link.exists():
             link.symlink_to(REPO_ROOT / name)
-    for stack, source in stacks.items():
-        shutil.copy(
-            REPO_ROOT / "stacks" / f"Pulumi.{source}.yaml",
-            project / "stacks" / f"Pulumi.{stack}.yaml",
-        )
     return project
 
 
@@ -255,7 +254,7 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
         root=testbed.path("runpod"), image_path=(bin_dir,), image_env=POD_IMAGE_ENV
     )
     runpod = RunPodStandin(RUNPOD_API_KEY, runtime=runtime).start()
-    project = _project(testbed.root, {stack: SANDBOX_STACK, "prod": "prod", "dev": "dev"})
+    project = _project(testbed.root)
     home = testbed.path("pulumi-home")
     env = {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -282,7 +281,7 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
         stack=stack,
     )
     try:
-        sandbox.use_stack(stack)
+        sandbox.use_stack(stack, source=SANDBOX_STACK)
     except BaseException:
         sandbox.close()
         raise

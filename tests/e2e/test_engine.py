@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from standins.sandbox import RUNPOD_API_KEY, TAILSCALE_API_KEY, Sandbox
+from standins.sandbox import RUNPOD_API_KEY, SANDBOX_STACK, TAILSCALE_API_KEY, Sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -214,6 +214,38 @@ def test_destroy_leaves_only_the_retained_network_volume(
     assert sandbox.tailscale_api.key_ids == []
     export = json.loads(sandbox.pulumi("stack", "export").stdout)
     assert export["deployment"].get("resources") in (None, [])
+
+
+def test_an_owner_stack_on_a_tailnet_with_a_custom_policy_needs_overwrite_existing(
+    sandbox: Sandbox,
+) -> None:
+    """README, adopting a policy, step 3: the tailnet's policy is no longer Tailscale's default
+    (the destroyed stack left its own, as it never resets), so a new owner's first `up` meets
+    the `ts-default` guard until coral:tailnet.policy.overwriteExisting is set."""
+    stack = sandbox.stack
+    # Only the policy (and the components above it), not a second pod.
+    prefix = "urn:pulumi:adopt::coral::"
+    targets = [
+        f"{prefix}pulumi:pulumi:Stack::coral-adopt",
+        f"{prefix}coral:index:Tailnet::tailnet",
+        f"{prefix}coral:index:Tailnet$tailscale:index/acl:Acl::tailnet-policy",
+    ]
+    up = ["up", "--yes", "--skip-preview", "--suppress-progress"]
+    for target in targets:
+        up += ["--target", target]
+    try:
+        sandbox.use_stack("adopt", source=SANDBOX_STACK)
+        refused = sandbox.pulumi(*up, check=False)
+        assert refused.returncode != 0
+        assert "precondition failed, invalid old hash (412)" in refused.stdout, refused.stdout
+        assert "overwriteExistingContent: true" in refused.stdout
+
+        sandbox.pulumi("config", "set", "--path", "coral:tailnet.policy.overwriteExisting", "true")
+        sandbox.pulumi(*up)
+        assert sandbox.tailscale_api.calls[-1] == ("POST", "/tailnet/-/acl")
+        sandbox.pulumi("destroy", "--yes", "--skip-preview", "--suppress-progress")
+    finally:
+        sandbox.use_stack(stack)
 
 
 def test_pulumi_is_the_go_built_cli(sandbox: Sandbox) -> None:

@@ -124,14 +124,20 @@ class Sandbox:
     history: list[str] = field(default_factory=list)
 
     def pulumi(
-        self, *args: str, timeout_s: float = PULUMI_TIMEOUT_S, check: bool = True
+        self,
+        *args: str,
+        stdin: str | None = None,
+        timeout_s: float = PULUMI_TIMEOUT_S,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """Runs the Go-built CLI in the sandbox project; output kept for failure reports."""
+        """Runs the Go-built CLI in the sandbox project; output kept for failure reports.
+        Secrets go in on `stdin`, never on a command line."""
         command = [str(self.bin_dir / "pulumi"), *args, "--non-interactive"]
         result = subprocess.run(
             command,
             cwd=self.project_dir,
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -159,8 +165,8 @@ class Sandbox:
         if stack not in {entry["name"] for entry in json.loads(listed.stdout or "[]")}:
             self.pulumi("stack", "init", stack)
         self.pulumi("stack", "select", stack)
-        self.pulumi("config", "set", "--secret", "coral:runpodApiKey", RUNPOD_API_KEY)
-        self.pulumi("config", "set", "--secret", "tailscale:apiKey", TAILSCALE_API_KEY)
+        self.pulumi("config", "set", "--secret", "coral:runpodApiKey", stdin=RUNPOD_API_KEY)
+        self.pulumi("config", "set", "--secret", "tailscale:apiKey", stdin=TAILSCALE_API_KEY)
         self.pulumi("config", "set", "tailscale:baseUrl", self.tailscale_api.url)
         self.pulumi("config", "set", "--path", "coral:tailnet.loginServer", self.headscale.url)
 
@@ -168,9 +174,8 @@ class Sandbox:
         self.pulumi("up", "--yes", "--skip-preview", "--suppress-progress")
         return self.outputs()
 
-    def outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
-        args = ["stack", "output", "--json"] + (["--show-secrets"] if show_secrets else [])
-        return dict(json.loads(self.pulumi(*args).stdout))
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.pulumi("stack", "output", "--json").stdout))
 
     def state_files(self) -> list[Path]:
         return sorted(Path(self.env["PULUMI_BACKEND_URL"][len("file://") :]).rglob("*.json"))

@@ -186,6 +186,7 @@ def test_no_plaintext_secret_in_state_export_or_outputs(sandbox: Sandbox) -> Non
     texts = {str(path): path.read_text() for path in sandbox.state_files()}
     texts["stack export"] = sandbox.pulumi("stack", "export").stdout
     texts["stack output"] = json.dumps(sandbox.outputs())
+    texts["every pulumi command's output so far"] = "\n".join(sandbox.history)
     texts["project stack file"] = (
         sandbox.project_dir / "stacks" / f"Pulumi.{sandbox.stack}.yaml"
     ).read_text()

@@ -6,12 +6,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 
 def is_unknown(value: Any) -> bool:
-    """Dynamic providers see not-yet-known preview values as a sentinel string."""
-    return isinstance(value, str) and value == rpc.UNKNOWN
+    """Whether a preview value is not known yet.
+
+    The engine hands dynamic providers an `Unknown` (the SDK 3.27x form), or the sentinel
+    string when deserialized without keeping unknowns; an unknown secret (the auth key before
+    its key exists) arrives as a secret wrapping None.
+    """
+    if rpc.is_rpc_secret(value):
+        value = rpc.unwrap_rpc_secret(value)
+        if value is None:
+            return True
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 def whole_number(value: Any) -> Any:

@@ -55,6 +55,19 @@ def test_check_skips_values_unknown_in_preview() -> None:
     assert PodProvider().check({}, props).failures == []
 
 
+def test_check_skips_unknowns_as_the_engine_sends_them() -> None:
+    """SDK 3.27x: an `Unknown` object; an unknown secret is a secret wrapping None."""
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    props = pod_props(
+        auth_key=rpc.wrap_rpc_secret(None), network_volume_id=Unknown(), volume_gb=0.0
+    )
+    assert PodProvider().check({}, props).failures == []
+    known_but_empty = pod_props(auth_key=rpc.wrap_rpc_secret(""))
+    assert [f.property for f in PodProvider().check({}, known_but_empty).failures] == ["auth_key"]
+
+
 def test_diff_replaces_on_host_and_volume_fields_and_deletes_first() -> None:
     olds = pod_props()
     for field, value in [

@@ -22,6 +22,7 @@ Rules enforced here rather than in callers:
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, TypeVar
 
 API_KEY_CONFIG = "coral:runpodApiKey"
@@ -51,6 +53,16 @@ _TRANSIENT_MARKERS = (
 )
 
 T = TypeVar("T")
+
+# The engine calls provider methods from several threads at once; concurrent first imports of
+# the SDK's modules can deadlock in importlib (_DeadlockError), so they go one at a time.
+_IMPORT_LOCK = threading.Lock()
+
+
+def _sdk(module: str) -> ModuleType:
+    """A runpod SDK module, imported on first use (see the module docstring)."""
+    with _IMPORT_LOCK:
+        return importlib.import_module(module)
 
 
 @dataclass(frozen=True)
@@ -254,7 +266,7 @@ def _gql_env(env: Mapping[str, str]) -> str:
 
 
 def _post(query: str) -> dict[str, Any]:
-    from runpod.api.graphql import run_graphql_query
+    run_graphql_query = _sdk("runpod.api.graphql").run_graphql_query
 
     response: dict[str, Any] = run_graphql_query(query, api_key=_require_key())
     return response
@@ -263,7 +275,8 @@ def _post(query: str) -> dict[str, Any]:
 def _classify(exc: BaseException, op: str) -> Exception:
     """Map SDK/requests failures to our errors; transient ones become `_TransientError`."""
     import requests
-    from runpod import error as sdk_error
+
+    sdk_error = _sdk("runpod.error")
 
     if isinstance(exc, RunPodError):
         return exc
@@ -456,7 +469,7 @@ def find_pod_by_name(name: str) -> PodInfo | None:
 
 def _check_gpu_type(spec: PodSpec) -> None:
     """Fail clearly on an unknown GPU type or a count above its maximum (as the SDK does)."""
-    from runpod.api.queries import gpus
+    gpus = _sdk("runpod.api.queries.gpus")
 
     query = gpus.generate_gpu_query(_inner(spec.gpu_type_id, "gpu_type_id"), spec.gpu_count)
     found = _run("look up GPU type", query).get("gpuTypes") or []
@@ -470,7 +483,7 @@ def _check_gpu_type(spec: PodSpec) -> None:
 
 
 def _deploy_mutation(spec: PodSpec, data_center_id: str | None) -> str:
-    from runpod.api.mutations import pods as pod_mutations
+    pod_mutations = _sdk("runpod.api.mutations.pods")
 
     return pod_mutations.generate_pod_deployment_mutation(
         name=_inner(spec.name, "name"),
@@ -580,7 +593,7 @@ def edit_pod(pod_id: str, spec: PodSpec) -> None:
 
 def stop_pod(pod_id: str) -> str:
     """Stop the pod (GPU released, pod volume kept); returns desiredStatus."""
-    from runpod.api.mutations import pods as pod_mutations
+    pod_mutations = _sdk("runpod.api.mutations.pods")
 
     query = pod_mutations.generate_pod_stop_mutation(_gql_id(pod_id, "pod id"))
     return str((_run("stop pod", query).get("podStop") or {}).get("desiredStatus"))
@@ -588,7 +601,7 @@ def stop_pod(pod_id: str) -> str:
 
 def resume_pod(pod_id: str, gpu_count: int) -> str:
     """Resume a stopped pod on its host; RunPodCapacityError when the host has no free GPU."""
-    from runpod.api.mutations import pods as pod_mutations
+    pod_mutations = _sdk("runpod.api.mutations.pods")
 
     query = pod_mutations.generate_pod_resume_mutation(
         _gql_id(pod_id, "pod id"), _gql_int(gpu_count, "gpu_count", 1)
@@ -605,7 +618,7 @@ def resume_pod(pod_id: str, gpu_count: int) -> str:
 
 def terminate_pod(pod_id: str) -> bool:
     """Terminate the pod; one already gone counts as success (returns False then)."""
-    from runpod.api.mutations import pods as pod_mutations
+    pod_mutations = _sdk("runpod.api.mutations.pods")
 
     query = pod_mutations.generate_pod_terminate_mutation(_gql_id(pod_id, "pod id"))
     try:
@@ -630,7 +643,7 @@ def _volume_info(raw: Mapping[str, Any]) -> VolumeInfo:
 
 
 def list_volumes() -> list[VolumeInfo]:
-    from runpod.api.queries import user as user_queries
+    user_queries = _sdk("runpod.api.queries.user")
 
     myself = _run("list network volumes", user_queries.QUERY_USER).get("myself") or {}
     return [_volume_info(raw) for raw in myself.get("networkVolumes") or [] if raw]

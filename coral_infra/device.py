@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pulumi
 import pulumi_tailscale as tailscale
-from pulumi.output import UNKNOWN
 
 
 class StaleDeviceError(RuntimeError):
@@ -28,7 +27,7 @@ class DeviceArgs:
     """How long to wait for the device to join (`coral:tailnet.deviceWait`, e.g. '5m')."""
     joined_after: pulumi.Input[str]
     """Something known only once the pod exists (its id): the lookup waits for it, and does
-    not run in preview, where the pod may not exist yet."""
+    not run in a preview that creates the pod (its id is unknown then)."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +98,10 @@ class Device(pulumi.ComponentResource):
     ) -> None:
         super().__init__("coral:index:Device", name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)
+        # Known only once the pod exists: a new pod's id is unknown in preview, so its device
+        # is not looked up then; an existing pod's device is, so preview shows no changes.
         hostname: pulumi.Output[str] = pulumi.Output.from_input(args.joined_after).apply(
-            lambda _: cast(str, UNKNOWN) if pulumi.runtime.is_dry_run() else args.hostname
+            lambda _: args.hostname
         )
         found = tailscale.get_device_output(hostname=hostname, wait_for=args.wait_for, opts=invoke)
         # Listed only after the device was found, so the list already holds it.

@@ -47,6 +47,8 @@ class CoralMocks(pulumi_mocks.Mocks):
     """The tailscale provider and the engine, as far as the program can tell."""
 
     live_policy: dict[str, Any] | None = None
+    new_pods: bool = False
+    """Pods are created by this run: in preview their ids are unknown (the mock gives none)."""
     devices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -55,6 +57,8 @@ class CoralMocks(pulumi_mocks.Mocks):
         if args.typ == "tailscale:index/tailnetKey:TailnetKey":
             state["key"] = MOCK_AUTH_KEY
         if args.typ == POD:
+            if self.new_pods:
+                return "", state
             state["pod_id"] = f"pod{len(args.name)}x7k2"
             state["desired_status"] = "RUNNING"
         return f"{args.name}-id", state
@@ -411,10 +415,20 @@ def test_plaintext_credential_in_config_is_refused() -> None:
         run_program("dev", mocks_for("dev"), config=config, secret_keys=[])
 
 
-def test_preview_skips_the_device_lookup() -> None:
-    run = run_program("prod", mocks_for("prod"), preview=True)
+def test_preview_of_new_pods_skips_the_device_lookup() -> None:
+    mocks = mocks_for("prod")
+    mocks.new_pods = True
+    run = run_program("prod", mocks, preview=True)
     assert not [c for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
     assert run.one(POD)["name"] == "coral-machine-prod"
+
+
+def test_preview_of_existing_pods_looks_their_devices_up() -> None:
+    """So previewing an unchanged stack plans no change to the device settings."""
+    run = run_program("prod", mocks_for("prod"), preview=True)
+    lookups = [c[1] for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
+    assert lookups == [{"hostname": "coral-machine", "waitFor": "5m"}]
+    assert run.one("tailscale:index/deviceTags:DeviceTags")["deviceId"] == "nDev7CNTRL"
 
 
 def test_login_server_reaches_the_bootstrap() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import pulumi
 import pytest
 
 from coral_infra.device import Device, DeviceArgs, StaleDeviceError
@@ -181,15 +183,28 @@ def test_retain_on_delete_is_set_on_dns_preferences() -> None:
     assert not seen[ACL].retain_on_delete
 
 
-def device_program(found_hostname: str = "coral-machine") -> Any:
+def unknown_output() -> pulumi.Output[str]:
+    """What an engine gives for the id of a resource a preview is about to create."""
+    loop = asyncio.get_event_loop()
+    value: asyncio.Future[Any] = loop.create_future()
+    known: asyncio.Future[bool] = loop.create_future()
+    value.set_result(None)
+    known.set_result(False)
+    return pulumi.Output(set(), value, known)
+
+
+def device_program(found_hostname: str = "coral-machine", pod_id: str | None = "pod-abc123") -> Any:
+    """`pod_id=None`: the pod is created by this run, so in preview its id is unknown."""
+
     def program() -> Any:
+        joined_after: pulumi.Input[str] = pod_id if pod_id is not None else unknown_output()
         component = Device(
             "device",
             DeviceArgs(
                 hostname=found_hostname,
                 machine_tag="tag:coral-machine",
                 wait_for="5m",
-                joined_after="pod-abc123",
+                joined_after=joined_after,
             ),
         )
 
@@ -230,13 +245,24 @@ def test_device_is_looked_up_then_pinned() -> None:
     assert collected["addresses"][0] == ["100.64.0.7", "fd7a:115c:a1e0::7"]
 
 
-def test_device_lookup_never_runs_in_preview() -> None:
+def test_device_lookup_waits_for_a_new_pod_in_preview() -> None:
     mocks = TailnetMocks(devices=[device("coral-machine", "nABC123CNTRL")])
-    collected, _ = run(mocks, device_program(), stack="prod", preview=True)
+    collected, _ = run(mocks, device_program(pod_id=None), stack="prod", preview=True)
     assert mocks.calls == []
     assert collected["id"][1] is False  # unknown until `up`
     # The pinning resources are still planned, with the device id to be known.
     assert len(mocks.by_type("tailscale:index/deviceTags:DeviceTags")) == 1
+
+
+def test_device_of_an_existing_pod_is_looked_up_in_preview() -> None:
+    """So that previewing an unchanged stack plans no change to the device settings."""
+    mocks = TailnetMocks(devices=[device("coral-machine", "nABC123CNTRL")])
+    collected, _ = run(mocks, device_program(), stack="prod", preview=True)
+    assert [c.token for c in mocks.calls] == [
+        "tailscale:index/getDevice:getDevice",
+        "tailscale:index/getDevices:getDevices",
+    ]
+    assert collected["id"][:2] == ("nABC123CNTRL", True)
 
 
 def test_stale_device_holding_the_name_stops_before_pinning() -> None:

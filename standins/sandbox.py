@@ -171,7 +171,7 @@ class Sandbox:
         self.pulumi("config", "set", "--path", "coral:tailnet.loginServer", self.headscale.url)
 
     def up(self) -> dict[str, Any]:
-        self.pulumi("up", "--yes", "--skip-preview", "--suppress-progress")
+        self.pulumi("up", "--yes", "--suppress-progress")
         return self.outputs()
 
     def outputs(self) -> dict[str, Any]:

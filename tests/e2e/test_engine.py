@@ -100,19 +100,13 @@ def test_second_up_changes_nothing(sandbox: Sandbox, first_up: dict[str, Any]) -
     pid = running_pod_pid(sandbox, pod_id)
     sandbox.tailscale_api.calls.clear()
     second = sandbox.pulumi(
-        "up", "--yes", "--skip-preview", "--expect-no-changes", "--suppress-progress", check=False
+        "up", "--yes", "--expect-no-changes", "--suppress-progress", check=False
     )
     assert second.returncode == 0, second.stdout + second.stderr
     assert running_pod_pid(sandbox, pod_id) == pid
     assert [c for c in sandbox.tailscale_api.calls if c[0] != "GET"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coral_infra/device.py makes the device lookup unknown in every preview, so a "
-    "preview of an unchanged stack plans to replace DeviceKey/DeviceTags/DeviceAuthorization "
-    "(deviceId unknown); the update itself changes nothing (test above)",
-)
 def test_preview_of_an_unchanged_stack_shows_no_changes(
     sandbox: Sandbox, first_up: dict[str, Any]
 ) -> None:
@@ -144,10 +138,9 @@ def test_pod_terminated_out_of_band_comes_back_as_the_same_machine(
     old_pod = machine(sandbox.outputs())["podId"]
     sandbox.runpod.vanish(old_pod)
 
-    # --parallel 1: refresh reads every resource at once, and two threads of the dynamic
-    # provider process importing the runpod SDK lazily at the same moment (coral_infra/runpod/
-    # api.py) can die with importlib's _DeadlockError (seen here with the real engine).
-    sandbox.pulumi("refresh", "--yes", "--skip-preview", "--suppress-progress", "--parallel", "1")
+    # Refresh reads every resource at once: the dynamic providers' first SDK imports happen
+    # in parallel threads (they used to deadlock in importlib; coral_infra/runpod/api.py).
+    sandbox.pulumi("refresh", "--yes", "--suppress-progress")
     out = machine(sandbox.up())
 
     assert out["podId"] != old_pod
@@ -159,13 +152,6 @@ def test_pod_terminated_out_of_band_comes_back_as_the_same_machine(
     assert sorted(out["tailscaleIps"]) == sorted(before["ip_addresses"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coral_infra/runpod/props.py is_unknown() compares with the string rpc.UNKNOWN, but "
-    "pulumi 3.272's dynamic provider hands check() a pulumi.output.Unknown (and an unknown "
-    "secret as {sig: secret, value: None}), so the Pod's check rejects the not-yet-known "
-    "auth_key and network_volume_id of a new stack in preview",
-)
 def test_prod_preview_runs_against_the_standins_only(sandbox: Sandbox) -> None:
     stack = sandbox.stack
     before = len(sandbox.tailscale_api.calls)

@@ -1,6 +1,7 @@
 # Two commands work on a fresh machine (see README):
-#   make render STACK=dev   what a stack would create, offline, no account needed
+#   make demo               the main job: the whole system on loopback, no account needed
 #   make test               the whole test suite; installs what it needs itself
+# and `make render STACK=dev` shows a stack's plan offline.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

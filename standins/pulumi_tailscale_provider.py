@@ -45,6 +45,7 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from coral_infra import hujson
+from coral_infra.policy import DEFAULT_POLICY
 
 VERSION = "0.29.2"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -63,17 +64,6 @@ DEVICE_FIELDS = (
     *("machineKey", "name", "nodeId", "nodeKey", "os", "tags", "tailnetLockError"),
     *("tailnetLockKey", "updateAvailable", "user"),
 )
-DEFAULT_POLICY = {
-    "acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
-    "ssh": [
-        {
-            "action": "check",
-            "src": ["autogroup:member"],
-            "dst": ["autogroup:self"],
-            "users": ["autogroup:nonroot", "root"],
-        }
-    ],
-}
 
 
 class ApiError(RuntimeError):

@@ -47,18 +47,18 @@ from standins.tailscale_api import (
 from tests.integration.tailnet_testbed import (
     REPO_ROOT,
     TAILSCALE_ENV,
+    BinariesUnavailable,
     Headscale,
     TailscaleNode,
     Testbed,
     adapt_policy_for_headscale,
     cache_dir,
     ensure_binaries,
+    run_build_script,
     start_headscale,
     start_laptop,
 )
 
-BUILD_PULUMI = REPO_ROOT / "tools" / "build-pulumi.sh"
-BUILD_TIMEOUT_S = 30 * 60
 PULUMI_TIMEOUT_S = 300.0
 LAPTOP_PEER_TIMEOUT_S = 60.0
 POLICY_RELOAD_TIMEOUT_S = 10.0
@@ -81,30 +81,11 @@ PROJECT_LINKS = ("__main__.py", "coral_infra", "policy", ".venv")
 PID_FILE = "demo/sandbox.pid"
 
 
-class ToolsUnavailable(RuntimeError):
-    """The Go-built tools cannot be had on this machine (no Go toolchain)."""
-
-
 def ensure_tools() -> Path:
     """tailscale/headscale (tools/build-binaries.sh) and the Pulumi CLI and plugins
     (tools/build-pulumi.sh), built once into .cache/bin; near-instant when cached."""
-    if shutil.which("go") is None:
-        raise ToolsUnavailable(
-            "no 'go' on PATH: tools/build-pulumi.sh builds the Pulumi CLI from Go modules"
-        )
-    bin_dir = ensure_binaries()
-    result = subprocess.run(
-        ["bash", str(BUILD_PULUMI)],
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"tools/build-pulumi.sh failed ({result.returncode}):\n{result.stderr[-4000:]}"
-        )
-    return bin_dir
+    ensure_binaries()
+    return run_build_script("build-pulumi.sh", "the Pulumi CLI")
 
 
 @dataclass
@@ -332,7 +313,7 @@ def demo() -> int:
     try:
         bin_dir = ensure_tools()
         check_can_run_pods()
-    except (ToolsUnavailable, PodRuntimeError) as error:
+    except (BinariesUnavailable, PodRuntimeError) as error:
         print(f"make demo: {error}", file=sys.stderr)
         return 2
     pid_file = _pid_file()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from standins.pod_runtime import PodRuntimeError
-from standins.sandbox import Sandbox, ToolsUnavailable, ensure_tools, start_sandbox
-from tests.integration.tailnet_testbed import Testbed
+from standins.sandbox import Sandbox, ensure_tools, start_sandbox
+from tests.integration.tailnet_testbed import BinariesUnavailable, Testbed
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def tools_dir() -> Path:
     """tailscale/headscale and the Pulumi CLI; the first run builds them (minutes)."""
     try:
         return ensure_tools()
-    except ToolsUnavailable as exc:
+    except BinariesUnavailable as exc:
         pytest.skip(str(exc))
 
 

@@ -30,9 +30,9 @@ from coral_infra.policy import policy_for_stack
 from coral_infra.settings import load_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO_ROOT / "tools" / "build-binaries.sh"
 BOOTSTRAP_SCRIPT = REPO_ROOT / "coral_infra" / "bootstrap" / "start.sh"
-# A cold build of all four binaries takes minutes on 2 cores; past this something is wrong.
+# A cold build of all four binaries (or of the Pulumi CLI) takes minutes on 2 cores; past this
+# something is wrong.
 BUILD_TIMEOUT_S = 30 * 60
 
 # Offline-safe defaults for every tailscale process: the DERP server embedded in headscale
@@ -43,36 +43,39 @@ T = TypeVar("T")
 
 
 class BinariesUnavailable(RuntimeError):
-    """The real binaries cannot be built on this machine (no Go toolchain)."""
+    """The Go-built tools cannot be built on this machine (no Go toolchain)."""
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("CORAL_CACHE_DIR", str(REPO_ROOT / ".cache")))
 
 
-def ensure_binaries() -> Path:
-    """Builds (or finds cached) tailscale, tailscaled, containerboot and headscale.
+def run_build_script(script: str, builds: str, timeout_s: float = BUILD_TIMEOUT_S) -> Path:
+    """Runs tools/<script> and returns the bin dir it fills.
 
-    The build script is near-instant when its stamp matches the pinned versions, so calling
-    it every session is what keeps the binaries honest about their versions.
+    The build scripts are near-instant when their stamp matches the pins, so calling them every
+    session is what keeps the binaries honest about their versions. Without Go this raises
+    BinariesUnavailable (callers skip or report it); a failed build raises with its stderr.
     """
     if shutil.which("go") is None:
-        raise BinariesUnavailable(
-            "no 'go' on PATH: tools/build-binaries.sh builds tailscale/headscale from source"
-        )
+        raise BinariesUnavailable(f"no 'go' on PATH: tools/{script} builds {builds} from source")
     result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
+        ["bash", str(REPO_ROOT / "tools" / script)],
         capture_output=True,
         text=True,
-        timeout=BUILD_TIMEOUT_S,
+        timeout=timeout_s,
         check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(
-            f"tools/build-binaries.sh failed with exit code {result.returncode}:\n"
-            f"{result.stderr[-4000:]}"
+            f"tools/{script} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
         )
     return cache_dir() / "bin"
+
+
+def ensure_binaries() -> Path:
+    """Builds (or finds cached) tailscale, tailscaled, containerboot and headscale."""
+    return run_build_script("build-binaries.sh", "tailscale/headscale")
 
 
 def wait_for(

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration.tailnet_testbed import BinariesUnavailable, run_build_script
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 CI_STACKS = ROOT / ".github" / "scripts" / "ci-stacks.sh"
@@ -30,20 +32,14 @@ PINNED_TAG = re.compile(r"^[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+$")
 @pytest.fixture(scope="module")
 def actionlint() -> list[str]:
     """The actionlint command, with the venv's pinned shellcheck for `run:` scripts."""
-    if shutil.which("go") is None:
-        pytest.skip("Go is not on PATH: tools/build-actionlint.sh builds actionlint from source")
-    cache = Path(os.environ.get("CORAL_CACHE_DIR", ROOT / ".cache"))
-    done = subprocess.run(
-        ["bash", str(ROOT / "tools" / "build-actionlint.sh")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
+    try:
+        bin_dir = run_build_script("build-actionlint.sh", "actionlint", timeout_s=600)
+    except BinariesUnavailable as exc:
+        pytest.skip(str(exc))
     shellcheck = shutil.which("shellcheck", path=str(Path(sys.executable).parent))
     assert shellcheck, "shellcheck missing from the venv: run `make venv`"
     return [
-        str(cache / "bin" / "actionlint"),
+        str(bin_dir / "actionlint"),
         "-no-color",
         f"-shellcheck={shellcheck}",
         "-pyflakes=",

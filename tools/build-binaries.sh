@@ -11,64 +11,25 @@
 # Environment: CORAL_CACHE_DIR overrides the cache directory (default: <repo>/.cache).
 set -euo pipefail
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tool=build-binaries
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=tools/versions.env disable=SC1091
 source "$repo_root/tools/versions.env"
 
-cache_dir="${CORAL_CACHE_DIR:-$repo_root/.cache}"
-bin_dir="$cache_dir/bin"
 stamp_file="$bin_dir/versions.stamp"
-binaries=(tailscale tailscaled containerboot headscale)
+outputs=(tailscale tailscaled containerboot headscale)
 
-die() {
-    echo "build-binaries: $*" >&2
-    exit 1
-}
-
-command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $GO_MIN_VERSION"
-
-# Never let `go` fetch a different toolchain: that would be a prebuilt binary download.
-export GOTOOLCHAIN=local
-go_version="$(go env GOVERSION)"
-go_platform="$(go env GOOS)/$(go env GOARCH)"
+require_go ">= $GO_MIN_VERSION"
 lowest="$(printf '%s\n%s\n' "$GO_MIN_VERSION" "${go_version#go}" | sort -V | head -n1)"
 [[ "$lowest" == "$GO_MIN_VERSION" ]] ||
     die "Go ${go_version#go} is too old: headscale $HEADSCALE_VERSION and tailscale $TAILSCALE_VERSION need Go >= $GO_MIN_VERSION"
 
 expected_stamp="headscale=$HEADSCALE_VERSION tailscale=$TAILSCALE_VERSION go=$go_version platform=$go_platform cgo=0"
 
-up_to_date() {
-    [[ -f "$stamp_file" && "$(<"$stamp_file")" == "$expected_stamp" ]] || return 1
-    local name
-    for name in "${binaries[@]}"; do
-        [[ -x "$bin_dir/$name" ]] || return 1
-    done
-}
-
-if up_to_date; then
-    echo "build-binaries: up to date ($expected_stamp)"
-    exit 0
-fi
-
-mkdir -p "$bin_dir"
-exec 9>"$cache_dir/build.lock"
-flock 9
-# Another caller may have finished the build while this one waited for the lock.
-if up_to_date; then
-    echo "build-binaries: up to date ($expected_stamp)"
-    exit 0
-fi
-
-export GOPATH="$cache_dir/go"
-export GOMODCACHE="$cache_dir/go/pkg/mod"
-export GOCACHE="$cache_dir/go-build"
+exit_if_up_to_date build.lock "up to date ($expected_stamp)"
+start_go_build
 export GOBIN="$bin_dir"
-export CGO_ENABLED=0
-# -modcacherw keeps `rm -rf .cache` working; -trimpath keeps the binaries independent of paths.
-export GOFLAGS="-modcacherw -trimpath"
-
-# A half-finished build must not look finished.
-rm -f "$stamp_file"
 
 started=$SECONDS
 ts_version="${TAILSCALE_VERSION#v}"
@@ -90,8 +51,6 @@ go mod download "$headscale_module"
 (cd "$GOMODCACHE/$headscale_module" &&
     go build -buildvcs=false -ldflags "-s -w" -o "$bin_dir/headscale" ./cmd/headscale)
 
-for name in "${binaries[@]}"; do
-    [[ -x "$bin_dir/$name" ]] || die "go install finished but $bin_dir/$name is missing"
-done
+check_outputs "go install"
 printf '%s\n' "$expected_stamp" >"$stamp_file"
 echo "build-binaries: built in $((SECONDS - started))s into $bin_dir"

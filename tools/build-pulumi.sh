@@ -18,61 +18,24 @@
 # Environment: CORAL_CACHE_DIR overrides the cache directory (default: <repo>/.cache).
 set -euo pipefail
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tool=build-pulumi
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # shellcheck source=tools/versions.env disable=SC1091
 source "$repo_root/tools/versions.env"
 
-cache_dir="${CORAL_CACHE_DIR:-$repo_root/.cache}"
-bin_dir="$cache_dir/bin"
 stamp_file="$bin_dir/pulumi.stamp"
 wrapper_dir="$repo_root/tools/pulumi-cli"
 outputs=(pulumi pulumi-language-python-exec pulumi-resource-pulumi-python
     pulumi-language-python pulumi-resource-tailscale)
 
-die() {
-    echo "build-pulumi: $*" >&2
-    exit 1
-}
-
-command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go >= $GO_MIN_VERSION"
-
-# Never let `go` fetch a different toolchain: that would be a prebuilt binary download.
-export GOTOOLCHAIN=local
-go_version="$(go env GOVERSION)"
-go_platform="$(go env GOOS)/$(go env GOARCH)"
+require_go ">= $GO_MIN_VERSION"
 # The wrapper module's go.mod/go.sum and this script (it writes the launchers) are inputs.
 inputs_sum="$(cat "$wrapper_dir/go.mod" "$wrapper_dir/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
 expected_stamp="pulumi=$PULUMI_CLI_VERSION sdk=$PULUMI_PYTHON_SDK_VERSION inputs=$inputs_sum go=$go_version platform=$go_platform root=$repo_root"
 
-up_to_date() {
-    [[ -f "$stamp_file" && "$(<"$stamp_file")" == "$expected_stamp" ]] || return 1
-    local name
-    for name in "${outputs[@]}"; do
-        [[ -x "$bin_dir/$name" ]] || return 1
-    done
-}
-
-if up_to_date; then
-    echo "build-pulumi: up to date ($PULUMI_CLI_VERSION)"
-    exit 0
-fi
-
-mkdir -p "$bin_dir"
-exec 9>"$cache_dir/build.lock"
-flock 9
-if up_to_date; then
-    echo "build-pulumi: up to date ($PULUMI_CLI_VERSION)"
-    exit 0
-fi
-
-export GOPATH="$cache_dir/go"
-export GOMODCACHE="$cache_dir/go/pkg/mod"
-export GOCACHE="$cache_dir/go-build"
-export CGO_ENABLED=0
-# -modcacherw keeps `rm -rf .cache` working; -trimpath keeps the binaries independent of paths.
-export GOFLAGS="-modcacherw -trimpath"
-
-rm -f "$stamp_file"
+exit_if_up_to_date build.lock "up to date ($PULUMI_CLI_VERSION)"
+start_go_build
 started=$SECONDS
 
 echo "build-pulumi: pulumi CLI $PULUMI_CLI_VERSION"
@@ -103,9 +66,7 @@ LAUNCHER
 write_launcher pulumi-language-python standins.pulumi_language_python
 write_launcher pulumi-resource-tailscale standins.pulumi_tailscale_provider
 
-for name in "${outputs[@]}"; do
-    [[ -x "$bin_dir/$name" ]] || die "build finished but $bin_dir/$name is missing"
-done
+check_outputs build
 "$bin_dir/pulumi" version >/dev/null || die "$bin_dir/pulumi does not run"
 printf '%s\n' "$expected_stamp" >"$stamp_file"
 echo "build-pulumi: built in $((SECONDS - started))s into $bin_dir"

@@ -18,19 +18,18 @@ UNIMPLEMENTED, which the engine tolerates.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+
+from standins.plugin_server import serve_plugin
 
 VERSION = "3.272.0"
 """The Python SDK version this stand-in runs programs with (pyproject's pin)."""
@@ -121,14 +120,11 @@ def main(argv: list[str]) -> None:
     # The engine passes its own address last; leading `-flag=value` options are tracing etc.
     positional = [arg for arg in argv if not arg.startswith("-")]
     engine_address = positional[-1] if positional else ""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageHost(engine_address), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    print(port, flush=True)
-    # The engine ends plugins with a signal when it is done with them: a normal exit.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.wait_for_termination()
+    serve_plugin(
+        language_pb2_grpc.add_LanguageRuntimeServicer_to_server,
+        LanguageHost(engine_address),
+        max_workers=4,
+    )
 
 
 if __name__ == "__main__":

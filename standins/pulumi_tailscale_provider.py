@@ -26,7 +26,6 @@ real provider. The API key is sent as HTTP Basic `<key>:` and never written to o
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
@@ -36,7 +35,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +44,7 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from coral_infra import hujson
 from coral_infra.policy import DEFAULT_POLICY
+from standins.plugin_server import serve_plugin
 
 VERSION = "0.29.2"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -547,14 +546,9 @@ def _duration_s(text: str) -> float:
 
 
 def main() -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    provider_pb2_grpc.add_ResourceProviderServicer_to_server(Provider(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    print(port, flush=True)
-    # The engine ends plugins with a signal when it is done with them: a normal exit.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.wait_for_termination()
+    serve_plugin(
+        provider_pb2_grpc.add_ResourceProviderServicer_to_server, Provider(), max_workers=8
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.tailnet_testbed import (
+from standins.tailnet_testbed import (
     Tailnet,
     TailscaleNode,
     Testbed,

@@ -38,13 +38,7 @@ from coral_infra import hujson
 from coral_infra.settings import load_stack
 from standins.pod_runtime import PodRuntime, PodRuntimeError, check_can_run_pods
 from standins.runpod_api import RunPodStandin
-from standins.tailscale_api import (
-    DEFAULT_POLICY_TEXT,
-    ApiError,
-    HeadscaleCli,
-    TailscaleApiStandin,
-)
-from tests.integration.tailnet_testbed import (
+from standins.tailnet_testbed import (
     REPO_ROOT,
     TAILSCALE_ENV,
     BinariesUnavailable,
@@ -57,6 +51,12 @@ from tests.integration.tailnet_testbed import (
     run_build_script,
     start_headscale,
     start_laptop,
+)
+from standins.tailscale_api import (
+    DEFAULT_POLICY_TEXT,
+    ApiError,
+    HeadscaleCli,
+    TailscaleApiStandin,
 )
 
 PULUMI_TIMEOUT_S = 300.0

@@ -11,7 +11,7 @@ import pytest
 
 from standins.pod_runtime import PodRuntimeError
 from standins.sandbox import Sandbox, ensure_tools, start_sandbox
-from tests.integration.tailnet_testbed import BinariesUnavailable, Testbed
+from standins.tailnet_testbed import BinariesUnavailable, Testbed
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Fixtures for the real-daemon testbed: headscale on loopback loaded with the policy the owner
 stack would apply, users standing in for the tailnet owner and a plain member, and helpers to
-boot coral-machine and the user's laptop. See tests/integration/tailnet_testbed.py."""
+boot coral-machine and the user's laptop. See standins/tailnet_testbed.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.tailnet_testbed import (
+from standins.tailnet_testbed import (
     BinariesUnavailable,
     SharedTailnet,
     Tailnet,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.tailnet_testbed import (
+from standins.tailnet_testbed import (
     BOOTSTRAP_SCRIPT,
     Daemon,
     SharedTailnet,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.tailnet_testbed import (
+from standins.tailnet_testbed import (
     SharedTailnet,
     Tailnet,
     TailnetPlan,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.tailnet_testbed import BinariesUnavailable, run_build_script
+from standins.tailnet_testbed import BinariesUnavailable, run_build_script
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from coral_infra.policy import policy_for_stack
 from coral_infra.settings import load_stack
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP_SCRIPT = REPO_ROOT / "coral_infra" / "bootstrap" / "start.sh"
 # A cold build of all four binaries (or of the Pulumi CLI) takes minutes on 2 cores; past this
 # something is wrong.

@@ -43,22 +43,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from coral_infra import hujson
-from coral_infra.policy import evaluate_tests
+from coral_infra.policy import DEFAULT_POLICY, evaluate_tests
 
 # Tailscale's default policy of a new tailnet (allow all; SSH check to your own devices).
-DEFAULT_POLICY_TEXT = """// Example/default ACLs for unrestricted connections.
-{
-\t"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}],
-\t"ssh": [
-\t\t{
-\t\t\t"action": "check",
-\t\t\t"src": ["autogroup:member"],
-\t\t\t"dst": ["autogroup:self"],
-\t\t\t"users": ["autogroup:nonroot", "root"],
-\t\t},
-\t],
-}
-"""
+DEFAULT_POLICY_TEXT = f"// Default policy.\n{json.dumps(DEFAULT_POLICY, indent=chr(9))}\n"
 MAX_KEY_EXPIRY_S = 90 * 86_400
 HEADSCALE_TIMEOUT_S = 20.0
 

@@ -293,6 +293,27 @@ def headscale_config(workdir: Path, policy_path: Path) -> tuple[dict[str, Any], 
     return config, url
 
 
+class HeadscaleError(RuntimeError):
+    """A headscale CLI command failed; the message carries its stderr."""
+
+
+def headscale_json(binary: Path, config_path: Path, *args: str, timeout_s: float = 20.0) -> Any:
+    """Run a headscale CLI command with JSON output: the parsed output, None when empty."""
+    result = subprocess.run(
+        [str(binary), "--config", str(config_path), *args, "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise HeadscaleError(
+            f"headscale {' '.join(args)} failed ({result.returncode}): "
+            f"{result.stderr.strip()[-2000:]}"
+        )
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
 @dataclass
 class Headscale:
     binary: Path
@@ -310,12 +331,7 @@ class Headscale:
         )
 
     def cli_json(self, *args: str) -> Any:
-        result = self.cli(*args, "--output", "json")
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"headscale {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
-            )
-        return json.loads(result.stdout)
+        return headscale_json(self.binary, self.config_path, *args)
 
     def create_user(self, name: str, email: str) -> int:
         """Policies name users by e-mail (like Tailscale); headscale matches e-mail or name."""

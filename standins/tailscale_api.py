@@ -31,7 +31,6 @@ import base64
 import hashlib
 import json
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 from coral_infra import hujson
 from coral_infra.policy import DEFAULT_POLICY, evaluate_tests
+from standins.tailnet_testbed import HeadscaleError, headscale_json
 
 # Tailscale's default policy of a new tailnet (allow all; SSH check to your own devices).
 DEFAULT_POLICY_TEXT = f"// Default policy.\n{json.dumps(DEFAULT_POLICY, indent=chr(9))}\n"
@@ -72,18 +72,12 @@ class HeadscaleCli:
     base_domain: str = "coral.test"
 
     def json(self, *args: str) -> Any:
-        result = subprocess.run(
-            [str(self.binary), "--config", str(self.config_path), *args, "--output", "json"],
-            capture_output=True,
-            text=True,
-            timeout=HEADSCALE_TIMEOUT_S,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise ApiError(
-                500, f"headscale {args[0]} {args[1]} failed: {result.stderr.strip()[-500:]}"
+        try:
+            return headscale_json(
+                self.binary, self.config_path, *args, timeout_s=HEADSCALE_TIMEOUT_S
             )
-        return json.loads(result.stdout) if result.stdout.strip() else None
+        except HeadscaleError as error:
+            raise ApiError(500, str(error)) from None
 
     def create_key(
         self, *, reusable: bool, ephemeral: bool, tags: Sequence[str], expiry_s: int

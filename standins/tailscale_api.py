@@ -6,31 +6,32 @@ devices it lists are the nodes that really joined, mapped to Tailscale's device 
 headscale has no notion of (key expiry disabled, authorization, MagicDNS preference, the policy
 file's HuJSON text and ETag) is kept here.
 
-The rules enforced are Tailscale's, as the API documents them and the pulumi-tailscale provider
-meets them (paths and bodies as in tailscale.com/client/tailscale/v2):
-- auth: HTTP Basic `<api key>:` or `Authorization: Bearer <api key>`; else 401;
-- `GET /api/v2/tailnet/{t}/acl` (JSON, or HuJSON with `Accept: application/hujson`, ETag);
-  `POST` the same path: `If-Match: "ts-default"` fails 412 "precondition failed, invalid old
-  hash" once the policy is not the default; any other If-Match must equal the ETag; tags used
-  must be in tagOwners; the policy's `tests`/`sshTests` run (coral_infra.policy.evaluate_tests)
-  and a failure answers 400 "test(s) failed" with the details in `data`;
+The wire format is checked against Tailscale's own Go client, tailscale.com/client/tailscale/v2
+(what the pulumi-tailscale provider calls), by tools/tailscale-conformance (see
+docs/tailscale-api-conformance.md). The rules enforced are Tailscale's:
+- credentials and scopes: standins/tailscale_api_auth.py (API key, OAuth clients, 401/403);
+- the policy file (`/tailnet/{t}/acl`, `/acl/validate`): standins/tailscale_policy_file.py;
 - `POST /tailnet/{t}/keys`: every tag must be owned in tagOwners, else 400 "requested tags
-  [...] are invalid or not permitted"; `GET`/`DELETE /tailnet/{t}/keys/{id}`;
-- `GET /tailnet/{t}/devices`, `GET /device/{id}`, `POST /device/{id}/key|tags|authorized`;
+  [...] are invalid or not permitted"; `GET`/`DELETE /tailnet/{t}/keys/{id}`: a deleted key
+  still reads, with `revoked` and `invalid: true` (publicapi/tailnet.md, "Get key"); an id the
+  tailnet never had answers 404;
+- `GET /tailnet/{t}/devices` with the client's filters as query parameters (`?hostname=`,
+  `?name=`, `?tags=`, ...: a device matches when each filtered attribute equals, or for a list
+  contains, one of the values; an unknown attribute answers 400); `GET`/`DELETE /device/{id}`
+  (node id or legacy id), `POST /device/{id}/key|tags|authorized`; the device JSON is
+  standins/tailscale_devices.py;
 - `GET`/`POST /tailnet/{t}/dns/preferences`;
-- errors are JSON `{"message": ...}`.
+- errors are JSON `{"message": ...}` (standins/tailscale_api_wire.py).
 
 Run for a demo: `python -m standins.tailscale_api --headscale BIN --headscale-config CFG
---api-key KEY --roles owner@example.com`, then set `tailscale:baseUrl` to its URL.
+--api-key KEY --owner owner@example.com --member member@example.com`, then set
+`tailscale:baseUrl` to its URL.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,28 +40,24 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from coral_infra import hujson
-from coral_infra.policy import DEFAULT_POLICY, evaluate_tests
 from standins.tailnet_testbed import HeadscaleError, headscale_json
+from standins.tailscale_api_auth import (
+    TOKEN_PATH,
+    Credentials,
+    OAuthClient,
+    TokenError,
+    require_scope,
+)
+from standins.tailscale_api_wire import ApiError, iso
+from standins.tailscale_devices import DEVICE_FILTERS, DeviceSettings, device_view, matches
+from standins.tailscale_policy_file import DEFAULT_POLICY_TEXT, PolicyFile
 
-# Tailscale's default policy of a new tailnet (allow all; SSH check to your own devices).
-DEFAULT_POLICY_TEXT = f"// Default policy.\n{json.dumps(DEFAULT_POLICY, indent=chr(9))}\n"
+__all__ = ["DEFAULT_POLICY_TEXT", "ApiError", "HeadscaleCli", "OAuthClient", "TailscaleApiStandin"]
+
 MAX_KEY_EXPIRY_S = 90 * 86_400
 HEADSCALE_TIMEOUT_S = 20.0
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.data = data
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -100,6 +97,9 @@ class HeadscaleCli:
     def tag_node(self, node_id: str, tags: Sequence[str]) -> None:
         self.json("nodes", "tag", "--identifier", node_id, "--tags", ",".join(tags))
 
+    def delete_node(self, node_id: str) -> None:
+        self.json("nodes", "delete", "--identifier", node_id, "--force")
+
 
 @dataclass
 class AuthKey:
@@ -117,50 +117,49 @@ class AuthKey:
             "id": self.id,
             "keyType": "auth",
             "description": self.description,
-            "created": _iso(self.created),
-            "expires": _iso(self.expires),
+            "created": iso(self.created),
+            "expires": iso(self.expires),
             "invalid": self.revoked is not None or self.expires <= now,
             "capabilities": self.capabilities,
             "expirySeconds": int((self.expires - self.created).total_seconds()),
             "userId": "",
         }
         if self.revoked is not None:
-            view["revoked"] = _iso(self.revoked)
+            view["revoked"] = iso(self.revoked)
         if with_secret is not None:
             view["key"] = with_secret
         return view
 
 
 @dataclass
-class _DeviceExtras:
-    key_expiry_disabled: bool = False
-    authorized: bool = True
-    untagged: bool = False
-
-
-@dataclass
 class TailscaleApiStandin:
     """The stand-in server. `roles` maps each login of the tailnet to its role (owner, admin,
-    member), for the policy self-tests (coral_infra.policy.evaluate_tests)."""
+    member), for the policy self-tests; `oauth_clients` are the tailnet's OAuth clients."""
 
     api_key: str
     headscale: HeadscaleCli
     roles: Mapping[str, str]
     tailnet: str = "example.com"
     port: int = 0
+    oauth_clients: Mapping[str, OAuthClient] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    """(method, path after /api/v2 with its query) of every authenticated request."""
     on_policy: Callable[[dict[str, Any]], None] | None = None
     """Called with each policy document the API accepts, before it is committed (the sandbox
     loads it into headscale); raising ApiError refuses the write."""
     minted: list[str] = field(default_factory=list)
     """Every auth key secret handed out, so tests can prove none is stored in plaintext."""
-    _policy_text: str = DEFAULT_POLICY_TEXT
-    _policy_is_default: bool = True
+    _policy: PolicyFile = field(init=False)
+    _credentials: Credentials = field(init=False)
     _keys: dict[str, AuthKey] = field(default_factory=dict)
-    _extras: dict[str, _DeviceExtras] = field(default_factory=dict)
+    _extras: dict[str, DeviceSettings] = field(default_factory=dict)
     _magic_dns: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+
+    def __post_init__(self) -> None:
+        self._policy = PolicyFile(self.roles, self.on_policy)
+        self._credentials = Credentials(self.api_key, self.oauth_clients)
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -185,69 +184,32 @@ class TailscaleApiStandin:
 
     @property
     def key_ids(self) -> list[str]:
+        """The keys still active (the ones `GET /keys` would list)."""
         with self._lock:
-            return sorted(self._keys)
+            return sorted(k.id for k in self._keys.values() if k.revoked is None)
 
     def device_extras(self, device_id: str) -> tuple[bool, bool]:
         """(keyExpiryDisabled, authorized) as last set through the API for a device."""
         with self._lock:
             extras = self._extras.get(device_id.removeprefix("n").removesuffix("CNTRL"))
-            return (extras.key_expiry_disabled, extras.authorized) if extras else (False, False)
+            if extras is None:
+                return (False, False)
+            return (bool(extras.key_expiry_disabled), extras.authorized)
 
     @property
     def policy(self) -> dict[str, Any]:
-        return dict(hujson.loads(self._policy_text, "tailnet policy"))
+        return self._policy.document
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self._policy_text.encode()).hexdigest()[:16] + '"'
-
-    def _owned_tags(self) -> set[str]:
-        return set((self.policy.get("tagOwners") or {}).keys())
+        return self._policy.etag
 
     def _require_owned(self, tags: Sequence[str]) -> None:
-        unowned = [t for t in tags if t not in self._owned_tags()]
+        unowned = [t for t in tags if t not in self._policy.owned_tags()]
         if unowned:
             raise ApiError(
                 400, f"requested tags [{', '.join(unowned)}] are invalid or not permitted"
             )
-
-    # ------------------------------------------------------------------------------ policy
-
-    def _set_policy(self, text: str, if_match: str | None) -> None:
-        try:
-            document = hujson.loads(text, "tailnet policy")
-        except hujson.HujsonError as error:
-            raise ApiError(400, f"parsing policy: {error}") from None
-        if not isinstance(document, dict):
-            raise ApiError(400, "the policy must be a JSON object")
-        if if_match is not None:
-            wanted = if_match.strip()
-            if wanted == '"ts-default"':
-                if not self._policy_is_default:
-                    raise ApiError(412, "precondition failed, invalid old hash")
-            elif wanted != self.etag:
-                raise ApiError(412, "precondition failed, invalid old hash")
-        owners = document.get("tagOwners") or {}
-        used = {
-            item
-            for section in ("acls", "ssh", "grants")
-            for rule in document.get(section) or []
-            for key in ("src", "dst", "users")
-            for item in rule.get(key) or []
-            if isinstance(item, str) and item.startswith("tag:")
-        }
-        # A destination like `tag:x:22` names the tag `tag:x`.
-        missing = sorted({":".join(t.split(":")[:2]) for t in used} - set(owners))
-        if missing:
-            raise ApiError(400, f"tag not found: {missing[0]!r}", [{"errors": missing}])
-        failures = evaluate_tests(document, self.roles)
-        if failures:
-            raise ApiError(400, "test(s) failed", [{"user": "", "errors": failures}])
-        if self.on_policy is not None:
-            self.on_policy(document)
-        self._policy_text = text
-        self._policy_is_default = False
 
     # ---------------------------------------------------------------------------- devices
 
@@ -255,38 +217,8 @@ class TailscaleApiStandin:
         return [self._device_view(node) for node in self.headscale.nodes()]
 
     def _device_view(self, node: Mapping[str, Any]) -> dict[str, Any]:
-        node_id = str(node["id"])
-        extras = self._extras.setdefault(node_id, _DeviceExtras())
-        tags = [] if extras.untagged else list(node.get("tags") or [])
-        online = bool(node.get("online"))
-        user = node.get("user") or {}
-        created = node.get("created_at") or {}
-        last_seen = node.get("last_seen") or {}
-        return {
-            "id": node_id,
-            "nodeId": f"n{node_id}CNTRL",
-            "name": f"{node.get('given_name') or node.get('name')}.{self.headscale.base_domain}",
-            "hostname": node.get("name", ""),
-            "addresses": list(node.get("ip_addresses") or []),
-            "authorized": extras.authorized,
-            "user": "tagged-devices" if tags else str(user.get("email") or user.get("name")),
-            "tags": tags,
-            # Tagged devices have key expiry disabled by default (Tailscale's rule).
-            "keyExpiryDisabled": extras.key_expiry_disabled or bool(tags),
-            "blocksIncomingConnections": False,
-            "clientVersion": "",
-            "created": _iso(datetime.fromtimestamp(int(created.get("seconds", 0)), UTC)),
-            "expires": "0001-01-01T00:00:00Z",
-            "connectedToControl": online,
-            "lastSeen": _iso(datetime.fromtimestamp(int(last_seen.get("seconds", 0)), UTC)),
-            "isExternal": False,
-            "machineKey": node.get("machine_key", ""),
-            "nodeKey": node.get("node_key", ""),
-            "os": "linux",
-            "tailnetLockError": "",
-            "tailnetLockKey": "",
-            "updateAvailable": False,
-        }
+        settings = self._extras.setdefault(str(node["id"]), DeviceSettings())
+        return device_view(node, settings, self.headscale.base_domain)
 
     def _device(self, device_id: str) -> dict[str, Any]:
         for device in self._devices():
@@ -294,69 +226,79 @@ class TailscaleApiStandin:
                 return device
         raise ApiError(404, "device not found")
 
+    def _list_devices(self, query: str) -> list[dict[str, Any]]:
+        filters = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
+        filters.pop("fields", None)
+        unknown = sorted(set(filters) - DEVICE_FILTERS)
+        if unknown:
+            raise ApiError(400, f"invalid device filter {unknown[0]!r}")
+        return [d for d in self._devices() if matches(d, filters)]
+
     # ---------------------------------------------------------------------------- routing
 
     def handle(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
-        """One API request: (status, JSON-able body or raw text, extra headers)."""
-        auth = headers.get("Authorization", "")
-        presented = ""
-        if auth.startswith("Basic "):
-            presented = base64.b64decode(auth[6:]).decode(errors="replace").split(":", 1)[0]
-        elif auth.startswith("Bearer "):
-            presented = auth[7:]
-        if not presented or not secrets.compare_digest(presented, self.api_key):
-            raise ApiError(401, "API token invalid")
-        parts = [unquote(p) for p in path.split("/") if p]
+        """One API request (`target` with its query): (status, JSON-able body or HuJSON text,
+        extra headers)."""
+        url = urlsplit(target)
+        authorization = headers.get("Authorization", "")
+        if url.path == TOKEN_PATH and method == "POST":
+            return 200, self._credentials.issue_token(authorization, body), {}
+        granted = self._credentials.scopes(authorization)
+        parts = [unquote(p) for p in url.path.split("/") if p]
         if parts[:2] != ["api", "v2"]:
             raise ApiError(404, "not found")
         parts = parts[2:]
         with self._lock:
-            self.calls.append((method, "/" + "/".join(parts)))
+            self.calls.append((method, "/" + "/".join(parts) + (f"?{url.query}" * bool(url.query))))
             if len(parts) >= 3 and parts[0] == "tailnet":
                 if parts[1] not in ("-", self.tailnet):
                     raise ApiError(404, f"tailnet {parts[1]!r} not found")
-                return self._tailnet(method, parts[2:], headers, body)
+                return self._tailnet(method, parts[2:], url.query, headers, body, granted)
             if len(parts) >= 2 and parts[0] == "device":
+                require_scope(granted, "devices:core", write=method != "GET")
                 return self._device_call(method, parts[1], parts[2:], body)
         raise ApiError(404, "not found")
 
     def _tailnet(
-        self, method: str, rest: list[str], headers: Mapping[str, str], body: bytes
+        self,
+        method: str,
+        rest: list[str],
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        granted: frozenset[str],
     ) -> tuple[int, Any, dict[str, str]]:
-        if rest == ["acl"] and method == "GET":
-            etag = {"ETag": self.etag}
-            if "hujson" in headers.get("Accept", ""):
-                return 200, self._policy_text, {**etag, "Content-Type": "application/hujson"}
-            return 200, self.policy, etag
-        if rest == ["acl"] and method == "POST":
-            self._set_policy(body.decode(), headers.get("If-Match"))
-            return 200, self.policy, {"ETag": self.etag}
-        if rest == ["acl", "validate"] and method == "POST":
-            try:
-                document = hujson.loads(body.decode(), "tailnet policy")
-            except hujson.HujsonError as error:
-                raise ApiError(400, f"parsing policy: {error}") from None
-            failures = evaluate_tests(document, self.roles)
-            return 200, ({"message": "test(s) failed", "data": failures} if failures else {}), {}
-        if rest == ["keys"] and method == "POST":
-            return 200, self._create_key(json.loads(body or b"{}")), {}
-        if len(rest) == 2 and rest[0] == "keys":
-            key = self._keys.get(rest[1])
-            if key is None:
-                raise ApiError(404, "key not found")
-            if method == "GET":
-                return 200, key.view(), {}
-            if method == "DELETE":
-                if key.revoked is None:
+        accept = headers.get("Accept", "")
+        if rest[:1] == ["acl"]:
+            # Validating changes nothing: reading the policy file is enough.
+            require_scope(granted, "policy_file", write=method != "GET" and rest == ["acl"])
+            if rest == ["acl"] and method in ("GET", "POST"):
+                if method == "POST":
+                    self._policy.replace(body.decode(), headers.get("If-Match"))
+                payload, extra = self._policy.answer(accept)
+                return 200, payload, extra
+            if rest == ["acl", "validate"] and method == "POST":
+                problem = self._policy.validate(body.decode())
+                return 200, None if problem is None else problem.body(), {}
+        if rest[:1] == ["keys"]:
+            require_scope(granted, "auth_keys", write=method != "GET")
+            if rest == ["keys"] and method == "POST":
+                return 200, self._create_key(json.loads(body or b"{}")), {}
+            if len(rest) == 2 and method in ("GET", "DELETE"):
+                key = self._keys.get(rest[1])
+                if key is None:
+                    raise ApiError(404, "key not found")
+                if method == "DELETE" and key.revoked is None:
                     self.headscale.expire_key(key.headscale_id)
                     key.revoked = datetime.now(UTC)
-                del self._keys[key.id]
-                return 200, None, {}
+                return 200, key.view() if method == "GET" else None, {}
         if rest == ["devices"] and method == "GET":
-            return 200, {"devices": self._devices()}, {}
-        if rest == ["dns", "preferences"]:
+            require_scope(granted, "devices:core", write=False)
+            return 200, {"devices": self._list_devices(query)}, {}
+        if rest == ["dns", "preferences"] and method in ("GET", "POST"):
+            require_scope(granted, "dns", write=method == "POST")
             if method == "POST":
                 self._magic_dns = bool(json.loads(body or b"{}").get("magicDNS"))
             return 200, {"magicDNS": self._magic_dns}, {}
@@ -382,11 +324,17 @@ class TailscaleApiStandin:
             expiry_s=expiry_s,
         )
         now = datetime.now(UTC)
+        capabilities = {
+            "reusable": bool(create.get("reusable")),
+            "ephemeral": bool(create.get("ephemeral")),
+            "preauthorized": bool(create.get("preauthorized")),
+            "tags": tags,
+        }
         key = AuthKey(
             id=f"k{minted['id']}CNTRL",
             headscale_id=str(minted["id"]),
             description=description,
-            capabilities={"devices": {"create": {**create, "tags": tags}}},
+            capabilities={"devices": {"create": capabilities}},
             created=now,
             expires=now + timedelta(seconds=expiry_s),
         )
@@ -398,10 +346,14 @@ class TailscaleApiStandin:
         self, method: str, device_id: str, rest: list[str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
         device = self._device(device_id)
-        extras = self._extras.setdefault(device["id"], _DeviceExtras())
+        extras = self._extras.setdefault(device["id"], DeviceSettings())
         payload = json.loads(body or b"{}") if method == "POST" else {}
         if not rest and method == "GET":
             return 200, device, {}
+        if not rest and method == "DELETE":
+            self.headscale.delete_node(device["id"])
+            del self._extras[device["id"]]
+            return 200, None, {}
         if rest == ["key"] and method == "POST":
             extras.key_expiry_disabled = bool(payload.get("keyExpiryDisabled"))
             return 200, None, {}
@@ -413,6 +365,7 @@ class TailscaleApiStandin:
             self._require_owned(tags)
             if tags:
                 self.headscale.tag_node(device["id"], tags)
+                extras.untagged = False
             else:
                 # On Tailscale the device then belongs to whoever made the key (here, the
                 # API key's user); headscale cannot untag a node that has no user, so only
@@ -431,15 +384,15 @@ class TailscaleApiStandin:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                extra: dict[str, str] = {}
                 try:
                     status, payload, extra = standin.handle(
-                        self.command, urlsplit(self.path).path, dict(self.headers), body
+                        self.command, self.path, dict(self.headers), body
                     )
                 except ApiError as error:
-                    status, extra = error.status, {}
-                    payload = {"message": error.message}
-                    if error.data is not None:
-                        payload["data"] = error.data
+                    status, payload = error.status, error.body()
+                except TokenError as error:
+                    status, payload = error.status, error.body
                 if isinstance(payload, str):
                     data = payload.encode()
                     extra.setdefault("Content-Type", "application/hujson")

@@ -9,14 +9,18 @@ defaults, replace rules and Tailscale API v2 calls as the Terraform provider (pa
 as in tailscale.com/client/tailscale/v2, which that provider uses):
 
   Acl                  POST /tailnet/{t}/acl (If-Match "ts-default" on create unless
-                       overwriteExistingContent); read GET acl; delete resets only when asked
+                       overwriteExistingContent); read GET acl as HuJSON; delete resets (an
+                       empty policy) only when asked
   TailnetKey           POST/GET/DELETE /tailnet/{t}/keys; all inputs but recreateIfInvalid
                        replace; an invalid key reads as gone when recreateIfInvalid=always
   DeviceKey            POST /device/{id}/key {"keyExpiryDisabled"}
   DeviceTags           POST /device/{id}/tags {"tags"}
   DeviceAuthorization  POST /device/{id}/authorized {"authorized"}
   DnsPreferences       POST /tailnet/{t}/dns/preferences {"magicDNS"}
-  getDevice / getDevices / getAcl
+  getDevice            GET /tailnet/{t}/devices?hostname= (or ?name=), the first device
+  getDevices / getAcl  GET /tailnet/{t}/devices (name prefix matched here) / acl as HuJSON
+
+docs/tailscale-api-conformance.md compares each with the real provider's source.
 
 Credentials come from the provider config (`tailscale:apiKey`, `tailscale:baseUrl`,
 `tailscale:tailnet`) or TAILSCALE_API_KEY / TAILSCALE_BASE_URL / TAILSCALE_TAILNET, like the
@@ -43,7 +47,6 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from coral_infra import hujson
-from coral_infra.policy import DEFAULT_POLICY
 from standins.plugin_server import serve_plugin
 
 VERSION = "0.29.2"
@@ -111,6 +114,11 @@ class Client:
         if raw:
             return text
         return json.loads(text) if text.strip() else None
+
+    def policy_text(self) -> str:
+        """The policy file as HuJSON, as the client's PolicyFile().Raw asks for it."""
+        headers = {"Accept": "application/hujson"}
+        return str(self.call("GET", self.tailnet_path("acl"), headers=headers, raw=True))
 
     def tailnet_path(self, *parts: str) -> str:
         return "/".join(["tailnet", urllib.parse.quote(self.tailnet, safe=""), *parts])
@@ -425,12 +433,13 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         inputs: dict[str, Any],
     ) -> dict[str, Any] | None:
         if token.endswith("acl:Acl"):
-            live = client.call("GET", client.tailnet_path("acl"))
+            # resource_acl.go Read: PolicyFile().Raw, the HuJSON text kept as it is.
+            text = client.policy_text()
             ours = hujson.loads(state.get("acl") or "null", "acl")
-            if live != ours:
-                state["acl"] = json.dumps(live, indent="\t")
+            if hujson.loads(text, "tailnet policy") != ours:
+                state["acl"] = text
                 if inputs:
-                    inputs["acl"] = state["acl"]
+                    inputs["acl"] = text
             return state
         if token.endswith("TailnetKey"):
             key = client.call("GET", client.tailnet_path("keys", resource_id))
@@ -458,8 +467,9 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             try:
                 if token.endswith("acl:Acl"):
                     if state.get("resetAclOnDestroy"):
-                        body = json.dumps(DEFAULT_POLICY)
-                        client.call("POST", client.tailnet_path("acl"), body)
+                        # resource_acl.go Delete: Set(ctx, "", ""), an empty policy resets
+                        # the tailnet to Tailscale's default.
+                        client.call("POST", client.tailnet_path("acl"), "")
                 elif token.endswith("TailnetKey"):
                     client.call("DELETE", client.tailnet_path("keys", request.id))
                 elif token.endswith("DeviceKey"):
@@ -500,23 +510,27 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         view["addresses"] = list(device.get("addresses") or [])
         return {k: ("" if v is None else v) for k, v in view.items()}
 
-    def _list(self, client: Client) -> list[dict[str, Any]]:
-        return list(client.call("GET", client.tailnet_path("devices")).get("devices") or [])
+    def _list(self, client: Client, **filters: str) -> list[dict[str, Any]]:
+        path = client.tailnet_path("devices")
+        if filters:
+            path += "?" + urllib.parse.urlencode(filters)
+        return list(client.call("GET", path).get("devices") or [])
 
     def _get_device(self, client: Client, args: Mapping[str, Any]) -> dict[str, Any]:
+        """data_source_device.go Read: the API filters by hostname (or name) and the first
+        device listed is the one, retried each second until waitFor."""
         name, hostname = args.get("name"), args.get("hostname")
-        if not name and not hostname:
-            raise ValueError("getDevice: one of name or hostname is required")
+        if bool(name) == bool(hostname):
+            raise ValueError("getDevice: exactly one of name or hostname is required")
+        which = {"hostname": str(hostname)} if hostname else {"name": str(name)}
         deadline = time.monotonic() + _duration_s(str(args.get("waitFor") or "0s"))
         while True:
-            for device in self._list(client):
-                if (name and device.get("name") == name) or (
-                    hostname and device.get("hostname") == hostname
-                ):
-                    return {**self._device_view(device), "waitFor": args.get("waitFor", "")}
+            devices = self._list(client, **which)
+            if devices:
+                return {**self._device_view(devices[0]), "waitFor": args.get("waitFor", "")}
             if time.monotonic() >= deadline:
-                which = f"name: {name}" if name else f"hostname: {hostname}"
-                raise ValueError(f"could not find device with {which}")
+                [(field, value)] = which.items()
+                raise ValueError(f"could not find device with {field}={value!r}")
             time.sleep(1.0)
 
     def _get_devices(self, client: Client, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -529,11 +543,11 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         return {"devices": devices, "namePrefix": prefix, "id": client.tailnet}
 
     def _get_acl(self, client: Client) -> dict[str, Any]:
-        document = client.call("GET", client.tailnet_path("acl"))
-        hujson = client.call(
-            "GET", client.tailnet_path("acl"), headers={"Accept": "application/hujson"}, raw=True
-        )
-        return {"json": json.dumps(document, indent="\t"), "hujson": hujson, "id": client.tailnet}
+        """data_source_acl.go: one PolicyFile().Raw; `json` is that HuJSON minimized."""
+        text = client.policy_text()
+        document = hujson.loads(text, "tailnet policy")
+        minimized = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        return {"json": minimized, "hujson": text, "id": client.tailnet}
 
 
 def _duration_s(text: str) -> float:

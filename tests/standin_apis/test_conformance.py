@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,10 +182,18 @@ def run_conformance(
     return ConformanceRun(proc.returncode, report, log_text)
 
 
-def test_tailscales_go_client_accepts_every_answer_of_the_standin(
+@pytest.fixture
+def conformance(
     bin_dir: Path, testbed: Testbed, tailnet: Tailnet, plan: TailnetPlan, api: TailscaleApiStandin
+) -> Callable[[str], ConformanceRun]:
+    """Runs the Go client against this test's stand-in, a device joining as the hostname."""
+    return lambda hostname: run_conformance(bin_dir, testbed, tailnet, plan, api, hostname)
+
+
+def test_tailscales_go_client_accepts_every_answer_of_the_standin(
+    conformance: Callable[[str], ConformanceRun], tailnet: Tailnet, api: TailscaleApiStandin
 ) -> None:
-    run = run_conformance(bin_dir, testbed, tailnet, plan, api, "conformance-machine")
+    run = conformance("conformance-machine")
     assert run.returncode == 0, run.log
     assert run.report["client"] == CLIENT
     assert [c["name"] for c in run.report["checks"]] == CHECKS
@@ -200,12 +208,7 @@ def test_tailscales_go_client_accepts_every_answer_of_the_standin(
 
 
 def test_a_device_field_in_the_wrong_case_fails_the_run(
-    bin_dir: Path,
-    testbed: Testbed,
-    tailnet: Tailnet,
-    plan: TailnetPlan,
-    api: TailscaleApiStandin,
-    monkeypatch: pytest.MonkeyPatch,
+    conformance: Callable[[str], ConformanceRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Go's decoder matches JSON keys case-insensitively, so the client alone would take
     "KeyExpiryDisabled"; the run compares keys with the client's tags letter for letter."""
@@ -217,7 +220,7 @@ def test_a_device_field_in_the_wrong_case_fails_the_run(
         return view
 
     monkeypatch.setattr(TailscaleApiStandin, "_device_view", miscased)
-    run = run_conformance(bin_dir, testbed, tailnet, plan, api, "conformance-miscased")
+    run = conformance("conformance-miscased")
     assert run.returncode == 1
     detail = run.check("devices.wait")["detail"]
     assert (
@@ -230,12 +233,7 @@ def test_a_device_field_in_the_wrong_case_fails_the_run(
 
 
 def test_a_key_field_of_the_wrong_type_fails_the_run(
-    bin_dir: Path,
-    testbed: Testbed,
-    tailnet: Tailnet,
-    plan: TailnetPlan,
-    api: TailscaleApiStandin,
-    monkeypatch: pytest.MonkeyPatch,
+    conformance: Callable[[str], ConformanceRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serialize = AuthKey.view
 
@@ -245,7 +243,7 @@ def test_a_key_field_of_the_wrong_type_fails_the_run(
         return view
 
     monkeypatch.setattr(AuthKey, "view", stringly)
-    run = run_conformance(bin_dir, testbed, tailnet, plan, api, "conformance-stringly")
+    run = conformance("conformance-stringly")
     assert run.returncode == 1
     detail = run.check("keys.create")["detail"]
     assert "json: cannot unmarshal string into Go struct field Key.expirySeconds" in detail

@@ -6,7 +6,9 @@ provider's source (terraform-provider-tailscale v0.29.2, bridged by pulumi-tails
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,6 +55,7 @@ ACL = urn("tailscale:index/acl:Acl")
 KEY = urn("tailscale:index/tailnetKey:TailnetKey")
 DEVICE_KEY = urn("tailscale:index/deviceKey:DeviceKey")
 DEVICE_TAGS = urn("tailscale:index/deviceTags:DeviceTags")
+DEVICE_AUTHORIZATION = urn("tailscale:index/deviceAuthorization:DeviceAuthorization")
 DNS = urn("tailscale:index/dnsPreferences:DnsPreferences")
 
 
@@ -220,6 +223,20 @@ def test_device_key_destroy_turns_key_expiry_back_on(
     assert read(provider, DEVICE_KEY, device_id, state)["keyExpiryDisabled"] is False
 
 
+def test_device_authorization_authorizes_and_its_destroy_changes_nothing(
+    provider: Provider, api: TailscaleApiStandin, headscale: RecordedHeadscale
+) -> None:
+    """resource_device_authorization.go: Create SetAuthorized(true); Delete is a no-op."""
+    headscale.recorded = [recorded_node(1, MACHINE, tags=[TAG])]
+    assert call(api, "POST", "device/n1CNTRL/authorized", {"authorized": False})[0] == 200
+    inputs = {"deviceId": "n1CNTRL", "authorized": True}
+    device_id, state = create(provider, DEVICE_AUTHORIZATION, inputs)
+    assert call(api, "GET", "device/n1CNTRL")[1]["authorized"] is True
+    api.calls.clear()
+    delete(provider, DEVICE_AUTHORIZATION, device_id, state)
+    assert api.calls == []
+
+
 def test_tailnet_key_expiry_goes_in_seconds_and_a_deleted_key_is_recreated_when_always(
     provider: Provider, api: TailscaleApiStandin
 ) -> None:
@@ -245,3 +262,34 @@ def test_dns_preferences_destroy_turns_magic_dns_off(
     assert call(api, "GET", "tailnet/-/dns/preferences")[1] == {"magicDNS": True}
     delete(provider, DNS, resource_id, state)
     assert call(api, "GET", "tailnet/-/dns/preferences")[1] == {"magicDNS": False}
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """docs/tailscale-api-conformance.md: each row of its two tables with a test column (what
+    the client proved, the provider behaviours) names a test, and `run:` checks; all exist."""
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "docs" / "tailscale-api-conformance.md").read_text()
+    defined = {
+        match
+        for path in (repo / "tests").rglob("test_*.py")
+        for match in re.findall(r"^def (test_\w+)\(", path.read_text(), re.MULTILINE)
+    }
+    go = "".join(p.read_text() for p in (repo / "tools" / "tailscale-conformance").glob("*.go"))
+    checks = set(re.findall(r'"((?:policy|dns|keys|devices|auth)\.[\w.-]+)"', go))
+    rows: list[str] = []
+    table = ""
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            table = ""
+        elif not table:
+            table = line.split("|")[1].strip()
+        elif table in ("wire detail", "behaviour") and not line.startswith("|---"):
+            rows.append(line)
+    assert len(rows) == 23
+    for row in rows:
+        named = re.findall(r"`(?:[\w/.]+::)?(test_\w+)`", row)
+        assert named, f"no test named in: {row[:80]}"
+        assert set(named) <= defined, f"unknown tests {set(named) - defined}"
+        for pattern in re.findall(r"`((?:policy|dns|keys|devices|auth)\.[\w.*-]+)`", row):
+            regex = re.compile(re.escape(pattern).replace(r"\*", r"[\w.-]+") + "$")
+            assert any(regex.match(c) for c in checks), f"no run check {pattern}"

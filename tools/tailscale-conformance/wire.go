@@ -216,7 +216,18 @@ func exactKeys(raw any, t reflect.Type, path string) []string {
 	return problems
 }
 
+// truncate shortens a body for a message, with an auth key's secret (a key's "key") hidden:
+// the report and the log never carry it.
 func truncate(body []byte) string {
+	var obj map[string]any
+	if json.Unmarshal(body, &obj) == nil {
+		if _, ok := obj["key"].(string); ok {
+			obj["key"] = "[redacted]"
+			if redacted, err := json.Marshal(obj); err == nil {
+				body = redacted
+			}
+		}
+	}
 	const limit = 600
 	if len(body) > limit {
 		return string(body[:limit]) + "..."

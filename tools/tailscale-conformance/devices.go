@@ -131,7 +131,8 @@ func (r *run) getDevice(id string) (*tailscale.Device, error) {
 var deviceChecks = []string{
 	"devices.list", "devices.list.filter.name", "devices.list.filter.no-match", "devices.get",
 	"devices.get.legacy-id", "devices.authorize", "devices.key-expiry", "devices.tags",
-	"devices.tags.unowned.400", "devices.delete",
+	"devices.tags.unowned.400", "devices.delete", "devices.deleted.get.404",
+	"devices.deleted.authorize.404", "devices.deleted.key.404", "devices.deleted.tags.404",
 }
 
 func (r *run) devices(key *tailscale.Key) {
@@ -273,6 +274,8 @@ func (r *run) devices(key *tailscale.Key) {
 		}
 		return nil
 	}) {
+		r.skip("the device was not deleted", "devices.deleted.get.404", "devices.deleted.authorize.404",
+			"devices.deleted.key.404", "devices.deleted.tags.404")
 		return
 	}
 	// What the provider meets when the device is gone: Read treats 404 as removed.

@@ -107,7 +107,11 @@ func (r *run) policyFile() {
 		initial = raw
 		return nil
 	}) {
-		r.skip("the policy file cannot be read", "policy.get.json", "policy.set.ts-default")
+		r.skip("the policy file cannot be read", "policy.get.json", "policy.set.ts-default",
+			"policy.set.ts-default.412", "policy.get.hujson.verbatim", "policy.set.if-match.stale.412",
+			"policy.set.if-match.current", "policy.set.blind", "policy.set.unparseable.400",
+			"policy.set.failing-tests.400", "policy.validate.passing", "policy.validate.failing-tests",
+			"policy.validate.unparseable", "policy.reset", "policy.set.final")
 		return
 	}
 	r.check("policy.get.json", func() error {

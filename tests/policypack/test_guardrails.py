@@ -160,8 +160,12 @@ def test_network_volume_created_in_the_same_update_counts() -> None:
         ("dev", {"volume_gb": 0}, "the pod has no volume"),
         ("prod", {"network_volume_id": None}, "the pod has no volume"),
         ("prod", {"network_volume_id": ""}, "the pod has no volume"),
-        ("dev", {"volume_mount_path": "/runpod-volume"}, "volume_mount_path must be '/workspace'"),
-        ("prod", {"volume_mount_path": None}, "volume_mount_path must be '/workspace'"),
+        (
+            "dev",
+            {"volume_mount_path": "/runpod-volume"},
+            "the volume must be mounted at '/workspace'",
+        ),
+        ("prod", {"volume_mount_path": None}, "the volume must be mounted at '/workspace'"),
     ],
 )
 def test_pod_volume_violations(stack: str, change: dict[str, Any], fragment: str) -> None:

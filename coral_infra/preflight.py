@@ -56,6 +56,7 @@ from coral_infra.settings import (
     engine_config,
     read_settings,
     read_stack_config,
+    shown_path,
     stack_file,
 )
 
@@ -319,7 +320,7 @@ def preflight_stack_file(stack: str, project_dir: Path = PROJECT_ROOT) -> StackP
         config,
         secret_keys=secure,
         project_dir=project_dir,
-        source=str(stack_file(stack, project_dir)),
+        source=shown_path(stack_file(stack, project_dir), project_dir),
     )
 
 

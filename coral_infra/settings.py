@@ -549,20 +549,36 @@ class ParsedConfig:
     problems: tuple[ConfigProblem, ...]
 
 
-# Tailnet keys the cross-stack policy checks do not read: when only these are wrong, those
-# checks still run on the rest (with the defaults in their place) and report in the same round.
-_POLICY_NEUTRAL_KEYS = frozenset({"authKey", "magicDns", "deviceWait"})
+# Tailnet settings the cross-stack policy checks do not read: when only these are wrong, those
+# checks still run on the rest (the defaults in their place) and report in the same round.
+_POLICY_NEUTRAL = (("authKey",), ("magicDns",), ("deviceWait",), ("ssh", "checkPeriod"))
 
 
-def _salvage(model: type[BaseModel], raw: Any, neutral: frozenset[str] = frozenset()) -> Any:
-    """`raw` as a `model` if valid, or once the broken `neutral` keys are dropped; else None."""
+def _without(raw: Any, path: tuple[int | str, ...]) -> Any:
+    """`raw` (nested dicts) without the value at `path`."""
+    if not path or not isinstance(raw, dict):
+        return raw
+    if len(path) == 1:
+        return {k: v for k, v in raw.items() if k != path[0]}
+    return {k: _without(v, path[1:]) if k == path[0] else v for k, v in raw.items()}
+
+
+def _salvage(model: type[BaseModel], raw: Any, neutral: tuple[tuple[str, ...], ...] = ()) -> Any:
+    """`raw` as a `model` if valid, or once its broken `neutral` settings are dropped; None
+    when anything else is broken."""
     try:
         return model.model_validate(raw)
     except ValidationError as error:
-        broken = {item["loc"][0] for item in error.errors() if item["loc"]}
-        if not isinstance(raw, dict) or not broken or not broken <= neutral:
+        dropped = raw
+        for item in error.errors():
+            prefix = next((n for n in neutral if tuple(item["loc"][: len(n)]) == n), None)
+            if prefix is None:
+                return None
+            dropped = _without(dropped, prefix)
+        try:
+            return model.model_validate(dropped)
+        except ValidationError:
             return None
-        return _salvage(model, {k: v for k, v in raw.items() if k not in broken})
 
 
 def read_settings(config: Mapping[str, Any], *, secret_keys: Iterable[str] = ()) -> ParsedConfig:
@@ -626,7 +642,7 @@ def read_settings(config: Mapping[str, Any], *, secret_keys: Iterable[str] = ())
     raw_machines = raw.get("machines")
     listed = raw_machines if isinstance(raw_machines, list) else []
     machines = tuple(_salvage(MachineSettings, m) for m in listed)
-    tailnet = _salvage(TailnetSettings, raw.get("tailnet", {}), _POLICY_NEUTRAL_KEYS)
+    tailnet = _salvage(TailnetSettings, raw.get("tailnet", {}), _POLICY_NEUTRAL)
     return ParsedConfig(None, tailnet, machines, tuple(problems))
 
 
@@ -651,6 +667,14 @@ def stacks_dir(project_dir: Path = PROJECT_ROOT) -> Path:
 def stack_file(stack: str, project_dir: Path = PROJECT_ROOT) -> Path:
     """Where a stack's config lives."""
     return stacks_dir(project_dir) / f"Pulumi.{stack}.yaml"
+
+
+def shown_path(path: Path, project_dir: Path = PROJECT_ROOT) -> str:
+    """A project file as messages name it: relative to the project, as the user edits it."""
+    try:
+        return str(path.relative_to(project_dir))
+    except ValueError:
+        return str(path)
 
 
 def stack_names(project_dir: Path = PROJECT_ROOT) -> list[str]:
@@ -695,7 +719,8 @@ def read_stack_config(
 def load_stack(stack: str, project_dir: Path = PROJECT_ROOT) -> Settings:
     """Settings of a stack straight from its file, for offline tools and the policy owner."""
     config, secure = read_stack_config(stack, project_dir)
-    return parse_settings(config, secret_keys=secure, source=str(stack_file(stack, project_dir)))
+    source = shown_path(stack_file(stack, project_dir), project_dir)
+    return parse_settings(config, secret_keys=secure, source=source)
 
 
 def engine_config() -> tuple[dict[str, Any], set[str]]:

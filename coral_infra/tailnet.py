@@ -88,8 +88,10 @@ class Tailnet(pulumi.ComponentResource):
 
     On the policy owner the whole tailnet policy is an `Acl` (never reset on destroy: a reset
     means Tailscale's allow-all policy). Elsewhere the live policy is read and `up` stops, before
-    the key is created, when this stack's rules are missing. The check runs in preview too:
-    `getAcl` has no inputs, so the provider answers it during preview like any data source.
+    the key is created, when this stack's rules are missing. The check runs in preview too
+    (`getAcl` has no inputs, so the provider answers it during preview like any data source),
+    where rules the live policy lacks but the owner renders from the same commit only warn:
+    the owner's policy step, which runs first, adds them (README: Rollout order).
 
     The auth key is reusable, pre-authorized and tagged with the machine tag (it depends on the
     `Acl`, because a key may only carry tags the policy already owns), and is a secret

@@ -374,7 +374,7 @@ POLICIES = [
     ),
     _policy(
         "pod-has-workspace-volume",
-        "Every RunPod pod mounts a pod or network volume at /workspace.",
+        f"Every RunPod pod mounts a pod or network volume at {WORKSPACE}.",
         validate_pod_volume,
         {},
     ),

@@ -656,7 +656,7 @@ def test_valid_parts_of_a_broken_config_are_kept() -> None:
     ]
     parsed = read_settings(config)
     assert parsed.settings is None
-    assert [str(p) for p in parsed.problems][0].startswith("coral:machines[0].hostname")
+    assert str(parsed.problems[0]).startswith("coral:machines[0].hostname")
     assert parsed.machines[0] is None
     assert parsed.machines[1] is not None and parsed.machines[1].hostname == "good"
     assert parsed.tailnet is not None and parsed.tailnet.machine_tag == "tag:coral-machine"

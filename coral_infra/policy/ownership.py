@@ -30,6 +30,7 @@ from coral_infra.settings import (
     TailnetSettings,
     read_settings,
     read_stack_config,
+    shown_path,
     stack_file,
     stack_names,
 )
@@ -106,11 +107,12 @@ def load_environments(
     for index, name in enumerate(owner.policy.environments):
         key = f"{ENVIRONMENTS_KEY}[{index}]"
         path = stack_file(name, project_dir)
+        shown = shown_path(path, project_dir)
         if not path.is_file():
             known = ", ".join(stack_names(project_dir)) or "none"
             problems.append(
                 ConfigProblem(
-                    key, f"no stack {name!r}: there is no file {path}; stacks here: {known}"
+                    key, f"no stack {name!r}: there is no file {shown}; stacks here: {known}"
                 )
             )
             continue
@@ -122,7 +124,7 @@ def load_environments(
                 ConfigProblem(
                     key,
                     f"stack {name!r} cannot be rendered: {len(stack.parsed.problems)} problem(s) "
-                    f"in {path}: {listed}",
+                    f"in {shown}: {listed}",
                 )
             )
             continue

@@ -138,9 +138,7 @@ def test_dev_preview_compares_with_the_owners_rendering_when_the_live_policy_lac
     live = policy_for_stack("prod")
     live["ssh"] = [r for r in live["ssh"] if r["dst"] != ["tag:coral-dev"]]
     mocks = TailnetMocks(live_policy=live)
-    collected, _ = run(
-        mocks, tailnet_program("dev", load_stack("dev"), prod_view()), stack="dev", preview=True
-    )
+    run(mocks, tailnet_program("dev", load_stack("dev"), prod_view()), stack="dev", preview=True)
     assert mocks.one(KEY)["tags"] == ["tag:coral-dev"]
     (warning,) = warnings
     assert warning.startswith("the live tailnet policy lacks stack 'dev''s rules (ssh: no rule ")

@@ -114,9 +114,9 @@ def test_a_missing_or_broken_environment_is_reported_under_its_entry(tmp_path: P
     assert environments == []
     assert [str(p) for p in problems] == [
         "coral:tailnet.policy.environments[0]: no stack 'staging': there is no file "
-        f"{project}/stacks/Pulumi.staging.yaml; stacks here: dev, prod",
+        "stacks/Pulumi.staging.yaml; stacks here: dev, prod",
         "coral:tailnet.policy.environments[1]: stack 'dev' cannot be rendered: 1 problem(s) in "
-        f"{project}/stacks/Pulumi.dev.yaml: coral:machines[0].hostname: got 'Bad_Host'; a "
+        "stacks/Pulumi.dev.yaml: coral:machines[0].hostname: got 'Bad_Host'; a "
         "hostname is one DNS label: 1-63 lowercase letters, digits or hyphens, not starting or "
         "ending with a hyphen (e.g. 'coral-machine')",
     ]

@@ -53,12 +53,12 @@ from coral_infra.settings import (
     ParsedConfig,
     Settings,
     SettingsError,
-    engine_config,
     read_settings,
     read_stack_config,
     shown_path,
     stack_file,
 )
+from coral_infra.stack_files import engine_config
 
 # RunPod's documented limit: "You can configure up to 50 environment variables per Pod."
 MAX_POD_ENV = 50

@@ -9,7 +9,9 @@ key paths.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import urllib.parse
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -182,6 +184,20 @@ def is_reserved_example(login: str) -> bool:
         or domain in (_EXAMPLE_DOMAINS + _EXAMPLE_TLDS)
         or domain.rpartition(".")[2] in _EXAMPLE_TLDS
     )
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """A control plane on this computer: only the local sandbox has one (a pod on RunPod can
+    never reach the user's loopback)."""
+    if url is None:
+        return False
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _mount_path(value: str) -> str:

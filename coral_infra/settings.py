@@ -13,16 +13,13 @@ The checks that need more than one stack file or the providers' rules run after 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,11 +30,18 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
+from coral_infra.config_problems import (
+    NAMESPACE,
+    PLACEHOLDER_LOGINS_ERROR,
+    ConfigProblem,
+    SettingsError,
+    located_key,
+    problems_from,
+)
 from coral_infra.setting_values import (
     NONROOT,
-    RESERVED_ENV_ERROR,
-    RESERVED_ENV_SETTINGS,
     CheckPeriodText,
     EnvName,
     Flag,
@@ -51,13 +55,14 @@ from coral_infra.setting_values import (
     Tag,
     UserLogin,
     WaitText,
+    is_loopback_url,
     is_reserved_example,
     is_unix_user,
     parse_duration_hours,
 )
+from coral_infra.stack_files import engine_config, read_config_file
 from coral_infra.workspace import WORKSPACE
 
-NAMESPACE = "coral"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = PROJECT_ROOT / "stacks"
 
@@ -244,20 +249,6 @@ class PolicySettings(_Model):
         return self
 
 
-def is_loopback_url(url: str | None) -> bool:
-    """A control plane on this computer: only the local sandbox has one (a pod on RunPod can
-    never reach the user's loopback)."""
-    if url is None:
-        return False
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class TailnetSettings(_Model):
     """The tailnet side of a stack: tag, SSH rules, auth key, policy ownership."""
 
@@ -307,22 +298,10 @@ class TailnetSettings(_Model):
             return self
         placeholders = [u for u in (tests.allowed, tests.denied) if is_reserved_example(u)]
         if placeholders:
-            raise _PlaceholderLogins(placeholders)
+            raise PydanticCustomError(
+                PLACEHOLDER_LOGINS_ERROR, "placeholder logins", {"logins": placeholders}
+            )
         return self
-
-
-class _PlaceholderLogins(ValueError):
-    """Raised inside the model, reported under `coral:tailnet.policy.tests` by key."""
-
-    def __init__(self, logins: list[str]) -> None:
-        self.logins = logins
-        what = "is a placeholder" if len(logins) == 1 else "are placeholders"
-        super().__init__(
-            f"{', '.join(map(repr, logins))} {what} (a domain reserved for examples): no "
-            "tailnet has such a user, so the tailnet's own test run would reject the policy at "
-            "`up`; set allowed and denied to two real logins of your tailnet (admin console -> "
-            "Users)"
-        )
 
 
 # --- the RunPod side ----------------------------------------------------------------------
@@ -408,107 +387,9 @@ class Settings(_Model):
 # --- error reporting ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One mistake in stack config, located as the user would type the key."""
-
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-
-class SettingsError(ValueError):
-    """All problems of one stack config, raised before any resource is registered."""
-
-    def __init__(self, problems: Iterable[ConfigProblem], source: str = "stack config") -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{len(self.problems)} problem(s) in {source}:\n{lines}")
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds, through `list[...]` and `... | None`; None for plain values."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if getattr(annotation, "__origin__", None) is dict:
-        return None
-    for arg in getattr(annotation, "__args__", ()):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _walk(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
-    """Follow an error location through the models: the key path as the user spells it
-    (`coral:machines[0].dataCenter`) and the model at its end (None inside plain values)."""
-    path = NAMESPACE
-    model: type[BaseModel] | None = Settings
-    for index, part in enumerate(loc):
-        if isinstance(part, int):
-            path += f"[{part}]"
-            continue
-        if part == "[key]":  # pydantic's marker for a bad dict key: the key is already named
-            continue
-        field = None
-        if model is not None:
-            field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
-        name = (field.alias or part) if field is not None else part
-        path += f":{name}" if index == 0 else f".{name}"
-        model = _inner_model(field.annotation) if field is not None else None
-    return path, model
-
-
 def key_path(loc: tuple[int | str, ...]) -> str:
     """('machines', 0, 'data_center') -> 'coral:machines[0].dataCenter'."""
-    return _walk(loc)[0]
-
-
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys a model accepts at the location of an unknown key, for the error message."""
-    model = _walk(loc[:-1])[1]
-    if model is None:
-        return []
-    return sorted(f.alias or n for n, f in model.model_fields.items())
-
-
-def _reserved_env_message(loc: tuple[int | str, ...], name: str) -> str:
-    setting = RESERVED_ENV_SETTINGS.get(name)
-    if setting is None:
-        return (
-            f"{name} belongs to the bootstrap (coral_infra/bootstrap/start.sh reads every TS_* "
-            "and CORAL_* variable, and the program sets several); remove it from env: no "
-            "setting changes it"
-        )
-    if not setting.startswith(f"{NAMESPACE}:"):
-        setting = f"{key_path(loc[:2])}.{setting}"  # loc[:2] is ('machines', i)
-    return f"{name} is set by coral-infra from {setting}; remove it from env and set {setting}"
-
-
-def _problems_from(error: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        key = key_path(loc)
-        cause = item.get("ctx", {}).get("error")
-        if item["type"] == "extra_forbidden":
-            # The unknown key itself is spelled as the user typed it, never "corrected".
-            key = f"{key_path(loc[:-1])}.{loc[-1]}"
-            allowed = ", ".join(_allowed_keys(loc)) or "none"
-            message = f"unknown key {str(loc[-1])!r} (a typo?); allowed here: {allowed}"
-        elif item["type"] == RESERVED_ENV_ERROR:
-            message = _reserved_env_message(loc, item["ctx"]["name"])
-        elif isinstance(cause, _PlaceholderLogins):
-            key = f"{key}.policy.tests"
-            message = str(cause)
-        elif item["type"] == "value_error":
-            message = str(cause)
-        else:
-            message = f"got {item.get('input')!r}; {item['msg'][0].lower()}{item['msg'][1:]}"
-        problems.append(ConfigProblem(key, message))
-    return problems
+    return located_key(loc, Settings)
 
 
 def _duplicate_hostnames(machines: Any) -> list[ConfigProblem]:
@@ -634,7 +515,7 @@ def read_settings(config: Mapping[str, Any], *, secret_keys: Iterable[str] = ())
         settings = None
         problems += [
             p
-            for p in _problems_from(error)
+            for p in problems_from(error, Settings)
             if p.key != f"{NAMESPACE}:machines" or "machines" in raw
         ]
     if settings is not None and not problems:
@@ -683,22 +564,6 @@ def stack_names(project_dir: Path = PROJECT_ROOT) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in files)
 
 
-class _PulumiYamlLoader(yaml.SafeLoader):
-    """YAML as the Pulumi CLI reads stack files (YAML 1.2: only true/false are booleans; an
-    unquoted yes/no/on/off is text), so offline tools see the values `pulumi up` sees."""
-
-
-_PulumiYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_PulumiYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
 def read_stack_config(
     stack: str, project_dir: Path = PROJECT_ROOT
 ) -> tuple[dict[str, Any], set[str]]:
@@ -710,10 +575,7 @@ def read_stack_config(
             [ConfigProblem("stack", f"no file {path}; stacks here: {', '.join(known) or 'none'}")],
             source=f"stack {stack!r}",
         )
-    document = yaml.load(path.read_text(), Loader=_PulumiYamlLoader) or {}
-    config = document.get("config") or {}
-    secure = {k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"}}
-    return config, secure
+    return read_config_file(path)
 
 
 def load_stack(stack: str, project_dir: Path = PROJECT_ROOT) -> Settings:
@@ -721,18 +583,6 @@ def load_stack(stack: str, project_dir: Path = PROJECT_ROOT) -> Settings:
     config, secure = read_stack_config(stack, project_dir)
     source = shown_path(stack_file(stack, project_dir), project_dir)
     return parse_settings(config, secret_keys=secure, source=source)
-
-
-def engine_config() -> tuple[dict[str, Any], set[str]]:
-    """The whole config map of the stack the engine runs (not key by key through
-    `pulumi.Config`, so that a typo'd key is reported instead of silently ignored), and which
-    keys are secret."""
-    from pulumi.runtime import config as engine
-
-    config = {**engine.get_config_env(), **engine.CONFIG.get()}
-    secret = set(engine.get_config_secret_keys_env())
-    secret |= {key for key in config if engine.is_config_secret(key)}
-    return config, secret
 
 
 def load_from_engine() -> Settings:

@@ -199,7 +199,7 @@ def policy_text(stack: str, project_dir: Path = PROJECT_ROOT) -> tuple[str, list
     notes for the reader. Every problem of the stack first, as `make render` reports them."""
     plan = preflight_stack_file(stack, project_dir)
     if plan.policy is not None:
-        return plan.policy.json(), list(plan.notes)
+        return plan.policy.json(), [*plan.policy.warnings, *plan.notes]
     rules = json.dumps(environment_rules(plan.settings.tailnet), indent="\t")
     owner = f"stack {plan.owner.stack!r}" if plan.owner else "the owner stack"
     return rules, [

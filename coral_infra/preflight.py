@@ -276,7 +276,8 @@ class StackPlan:
     owner: OwnerView | None
     """For other stacks: the owner found among the stack files, and its rendering."""
     notes: tuple[str, ...] = field(default=())
-    """What the reader should know that is not a problem (self-tests left out, no owner)."""
+    """What the reader should know that is not a problem (no owner found, the owner's
+    rendering failing); the owner's own notes are `policy.warnings`."""
 
 
 def preflight(
@@ -297,7 +298,7 @@ def preflight(
         raise SettingsError(_unique(problems), source)
     policy = draft.owner_policy[0]
     owner = draft.owner
-    notes = list(policy.warnings) if policy else []
+    notes = []
     if owner is not None and owner.problem:
         notes.append(owner.problem)
     if owner is None and not parsed.settings.tailnet.policy.owner:

@@ -32,7 +32,8 @@ def _section(title: str, body: str) -> str:
 
 
 def _policy_section(plan: StackPlan) -> str:
-    notes = "".join(f"note: {note}\n" for note in plan.notes)
+    warnings = plan.policy.warnings if plan.policy else ()
+    notes = "".join(f"note: {note}\n" for note in (*warnings, *plan.notes))
     if plan.policy is not None:
         return _section(
             f"tailnet policy (written by this stack, the owner) [{plan.stack}]",

@@ -575,7 +575,11 @@ def read_stack_config(
             [ConfigProblem("stack", f"no file {path}; stacks here: {', '.join(known) or 'none'}")],
             source=f"stack {stack!r}",
         )
-    return read_config_file(path)
+    try:
+        return read_config_file(path)
+    except ValueError as error:
+        shown = shown_path(path, project_dir)
+        raise SettingsError([ConfigProblem("stack file", str(error))], shown) from None
 
 
 def load_stack(stack: str, project_dir: Path = PROJECT_ROOT) -> Settings:

@@ -28,9 +28,18 @@ _PulumiYamlLoader.add_implicit_resolver(
 
 
 def read_config_file(path: Path) -> tuple[dict[str, Any], set[str]]:
-    """A stack file's `config:` and which of its keys hold `secure:` ciphertext."""
-    document = yaml.load(path.read_text(), Loader=_PulumiYamlLoader) or {}
-    config = document.get("config") or {}
+    """A stack file's `config:` and which of its keys hold `secure:` ciphertext; ValueError
+    (with the line) when the file is not a stack file."""
+    try:
+        document = yaml.load(path.read_text(), Loader=_PulumiYamlLoader) or {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"not valid YAML{where}: {error.problem}") from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config or {}, dict):
+        raise ValueError("`config:` must be a mapping of keys to values")
+    config = config or {}
     secure = {k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"}}
     return config, secure
 

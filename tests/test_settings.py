@@ -660,3 +660,22 @@ def test_valid_parts_of_a_broken_config_are_kept() -> None:
     assert parsed.machines[0] is None
     assert parsed.machines[1] is not None and parsed.machines[1].hostname == "good"
     assert parsed.tailnet is not None and parsed.tailnet.machine_tag == "tag:coral-machine"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "config:\n  coral:tailnet: {machineTag: [\n",
+            "stack file: not valid YAML at line 3, column 1: expected the node content, but "
+            "found '<stream end>'",
+        ),
+        ("config:\n  - a\n", "stack file: `config:` must be a mapping of keys to values"),
+    ],
+)
+def test_a_stack_file_that_is_not_one_says_where(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.t.yaml").write_text(text)
+    with pytest.raises(SettingsError) as caught:
+        load_stack("t", tmp_path)
+    assert str(caught.value) == f"1 problem(s) in stacks/Pulumi.t.yaml:\n  - {expected}"

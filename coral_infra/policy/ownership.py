@@ -91,7 +91,15 @@ def read_stack_file(name: str, project_dir: Path = PROJECT_ROOT) -> StackFile:
 
 
 def project_stacks(project_dir: Path = PROJECT_ROOT) -> list[StackFile]:
-    return [read_stack_file(name, project_dir) for name in stack_names(project_dir)]
+    """Every stack file of the project that can be read (one that cannot is reported when
+    that stack itself is rendered or run)."""
+    stacks = []
+    for name in stack_names(project_dir):
+        try:
+            stacks.append(read_stack_file(name, project_dir))
+        except SettingsError:
+            continue
+    return stacks
 
 
 # --- the owner's view ----------------------------------------------------------------------

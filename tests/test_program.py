@@ -394,21 +394,29 @@ def test_stale_device_holding_the_name_fails_with_the_fix() -> None:
 
 
 def test_bad_config_registers_nothing() -> None:
-    mocks = mocks_for("prod")
     config, secrets = stack_config("prod")
     machines = json.loads(config["coral:machines"])
     machines[0]["hostname"] = "Coral_Machine"
     machines[0]["gpuCount"] = 0
     config["coral:machines"] = json.dumps(machines)
-    monitor = RecordingMonitor(mocks)
-    with pytest.raises(SettingsError) as caught:
-        run_program("prod", mocks, config=config, secret_keys=secrets, monitor=monitor)
-    assert [p.key for p in caught.value.problems] == [
+    error = refused_before_anything("prod", config, secrets)
+    assert [p.key for p in error.problems] == [
         "coral:machines[0].hostname",
         "coral:machines[0].gpuCount",
     ]
+
+
+def refused_before_anything(
+    stack: str, config: dict[str, str], secrets: list[str]
+) -> SettingsError:
+    """The program's refusal of `config`, checked to have registered and invoked nothing."""
+    mocks = mocks_for(stack)
+    monitor = RecordingMonitor(mocks)
+    with pytest.raises(SettingsError) as caught:
+        run_program(stack, mocks, config=config, secret_keys=secrets, monitor=monitor)
     assert list(monitor.get_registered_resources()) == []
     assert mocks.calls == []
+    return caught.value
 
 
 def test_plaintext_credential_in_config_is_refused() -> None:
@@ -432,7 +440,6 @@ def test_dev_preview_passes_on_the_owners_rendering_and_creates_nothing() -> Non
 
 def test_every_stage_reports_before_anything_is_registered() -> None:
     """Settings, the cross-stack policy check and the pod provider's check, in one report."""
-    mocks = mocks_for("prod")
     config, secrets = stack_config("prod")
     tailnet = json.loads(config["coral:tailnet"])
     tailnet["deviceWait"] = 300
@@ -441,17 +448,13 @@ def test_every_stage_reports_before_anything_is_registered() -> None:
     machines = json.loads(config["coral:machines"])
     machines[0]["ports"] = ["8888/http", "8888/http"]
     config["coral:machines"] = json.dumps(machines)
-    monitor = RecordingMonitor(mocks)
-    with pytest.raises(SettingsError) as caught:
-        run_program("prod", mocks, config=config, secret_keys=secrets, monitor=monitor)
-    assert [p.key for p in caught.value.problems] == [
+    error = refused_before_anything("prod", config, secrets)
+    assert [p.key for p in error.problems] == [
         "coral:tailnet.deviceWait",
         "coral:tailnet.policy.environments[1]",
         "coral:machines[0].ports",
     ]
-    assert str(caught.value).startswith("3 problem(s) in the config of stack 'prod':")
-    assert list(monitor.get_registered_resources()) == []
-    assert mocks.calls == []
+    assert str(error).startswith("3 problem(s) in the config of stack 'prod':")
 
 
 def test_preview_of_new_pods_skips_the_device_lookup() -> None:

@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# PROJECT=<dir> renders a stack of another checkout of this project (its stacks/ and policy/).
 render: venv
-	$(PY) -m coral_infra.render $(STACK)
+	$(PY) -m coral_infra.render $(STACK) $(if $(PROJECT),--project-dir $(PROJECT))
 
 # The local sandbox: headscale + the Tailscale and RunPod API stand-ins + `pulumi up` on the
 # `local` stack with the Go-built engine (tools/build-*.sh, cached in .cache/bin). Runs in the

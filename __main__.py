@@ -3,21 +3,30 @@
 import pulumi
 
 from coral_infra.machine import Machine, MachineArgs
-from coral_infra.settings import load_from_engine
-from coral_infra.tailnet import Tailnet, TailnetArgs
+from coral_infra.preflight import preflight_engine
+from coral_infra.tailnet import TAILNET_NAME, Tailnet, TailnetArgs
 
-settings = load_from_engine()
-stack = pulumi.get_stack()
+# Every check before any resource: one report with every problem of the stack (preflight.py).
+plan = preflight_engine()
+settings = plan.settings
+for note in plan.notes:
+    pulumi.log.info(note)
 tailnet = Tailnet(
-    "tailnet",
+    TAILNET_NAME,
     TailnetArgs(
-        settings=settings.tailnet, stack=stack, hostnames=[m.hostname for m in settings.machines]
+        settings=settings.tailnet,
+        stack=plan.stack,
+        hostnames=[m.hostname for m in settings.machines],
+        policy=plan.policy,
+        owner=plan.owner,
     ),
 )
 machines = [
     Machine(
         spec.hostname,
-        MachineArgs(stack=stack, machine=spec, tailnet=settings.tailnet, auth_key=tailnet.auth_key),
+        MachineArgs(
+            stack=plan.stack, machine=spec, tailnet=settings.tailnet, auth_key=tailnet.auth_key
+        ),
     )
     for spec in settings.machines
 ]
@@ -32,6 +41,7 @@ pulumi.export(
             "magicDnsName": machine.magic_dns_name,
             "tailscaleIps": machine.addresses,
             "sshConfig": machine.ssh_config,
+            "sshCommand": machine.ssh_command,
         }
         for spec, machine in zip(settings.machines, machines, strict=True)
     },

@@ -2,13 +2,16 @@
 
     coral ssh-config --stack prod [--file ~/.ssh/config] [--from-json outputs.json]
     coral policy --stack prod
+    coral up --stack dev [--print] [-- pulumi up flags]
     coral doctor [--stack dev]
 
 `ssh-config` keeps one marked block per stack in the SSH config, built from the stack's
 outputs (`pulumi stack output --json`), so `ssh coral-machine` works after every `up` without
 hand edits; everything outside the markers stays byte for byte as the user wrote it. `policy`
 prints what the policy owner writes (or what another stack requires), from the same functions
-`pulumi up` uses. `doctor` says what is missing on this computer and how to fix it.
+`pulumi up` uses. `up` applies a stack in the order that cannot deadlock: the owner's policy
+step first (when another stack owns the tailnet policy and renders this stack's rules), then the
+stack. `doctor` says what is missing on this computer and how to fix it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coral_infra.policy import Environment, PolicyError, environment_rules, render_owner_policy
-from coral_infra.settings import NAMESPACE, SettingsError, load_stack, read_stack_config
+from coral_infra.policy import PolicyError, environment_rules
+from coral_infra.preflight import preflight_stack_file
+from coral_infra.settings import NAMESPACE, PROJECT_ROOT, SettingsError, read_stack_config
+from coral_infra.tailnet import policy_targets
 
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
 MIN_PULUMI_VERSION = (3, 272, 0)
@@ -188,18 +194,51 @@ def has_block(path: Path, stack: str) -> bool:
 # --- policy --------------------------------------------------------------------------------
 
 
-def policy_text(stack: str) -> tuple[str, list[str]]:
+def policy_text(stack: str, project_dir: Path = PROJECT_ROOT) -> tuple[str, list[str]]:
     """The policy document the owner stack writes, or the rules a non-owner requires; and
-    notes for the reader."""
-    settings = load_stack(stack)
-    if settings.tailnet.policy.owner:
-        rendered = render_owner_policy(Environment.from_settings(stack, settings))
-        return rendered.json(), list(rendered.warnings)
-    rules = json.dumps(environment_rules(settings.tailnet), indent="\t")
+    notes for the reader. Every problem of the stack first, as `make render` reports them."""
+    plan = preflight_stack_file(stack, project_dir)
+    if plan.policy is not None:
+        return plan.policy.json(), [*plan.policy.warnings, *plan.notes]
+    rules = json.dumps(environment_rules(plan.settings.tailnet), indent="\t")
+    owner = f"stack {plan.owner.stack!r}" if plan.owner else "the owner stack"
     return rules, [
         f"stack {stack!r} does not own the tailnet policy: these are the rules it requires; "
-        "the owner stack (coral:tailnet.policy.owner: true) writes them"
+        f"{owner} (coral:tailnet.policy.owner: true) writes them",
+        *plan.notes,
     ]
+
+
+# --- up ------------------------------------------------------------------------------------
+
+
+def rollout_commands(
+    stack: str, extra: Sequence[str] = (), project_dir: Path = PROJECT_ROOT
+) -> list[list[str]]:
+    """The `pulumi` commands that apply `stack` without the non-owner deadlock: the owner's
+    policy step (its `Acl` alone, targeted) first when another stack owns the tailnet policy
+    and renders this stack's rules, then the stack itself. The deploy workflow runs the same
+    order (.github/workflows/deploy.yml)."""
+    plan = preflight_stack_file(stack, project_dir)
+    commands = []
+    if plan.owner is not None:
+        targets = [arg for urn in policy_targets(plan.owner.stack) for arg in ("--target", urn)]
+        commands.append(["pulumi", "up", "--stack", plan.owner.stack, *targets, *extra])
+    commands.append(["pulumi", "up", "--stack", stack, *extra])
+    return commands
+
+
+def run_rollout(commands: Sequence[Sequence[str]], env: Mapping[str, str]) -> int:
+    """Each command in turn, stopping at the first that fails (its exit code)."""
+    pulumi = shutil.which("pulumi", path=env.get("PATH", ""))
+    if pulumi is None:
+        raise CliError("the Pulumi CLI is not on PATH; install it (see `coral doctor`)")
+    for command in commands:
+        print(f"$ {' '.join(command)}", flush=True)
+        done = subprocess.run([pulumi, *command[1:]], env=dict(env), check=False)
+        if done.returncode != 0:
+            return done.returncode
+    return 0
 
 
 # --- doctor --------------------------------------------------------------------------------
@@ -356,6 +395,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     policy = commands.add_parser("policy", help="print the tailnet policy rendered for a stack")
     policy.add_argument("--stack", required=True)
+    up = commands.add_parser(
+        "up", help="pulumi up on a stack, after the tailnet policy owner's policy step"
+    )
+    up.add_argument("--stack", required=True)
+    up.add_argument("--print", action="store_true", help="print the commands, run nothing")
+    up.add_argument("pulumi_args", nargs="*", help="passed to each `pulumi up` (after --)")
     check = commands.add_parser("doctor", help="check this computer's prerequisites")
     check.add_argument("--stack", default="dev")
     check.add_argument("--ssh-config", type=Path, default=Path(DEFAULT_SSH_CONFIG))
@@ -380,6 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"note: {note}", file=sys.stderr)
             print(text)
             return 0
+        if args.command == "up":
+            commands = rollout_commands(args.stack, args.pulumi_args)
+            if args.print:
+                print("\n".join(shlex.join(c) for c in commands))
+                return 0
+            return run_rollout(commands, os.environ)
         checks = doctor(args.stack, args.ssh_config.expanduser(), os.environ)
         print(format_checks(checks))
         return 1 if any(c.required and not c.ok for c in checks) else 0

@@ -17,9 +17,8 @@ from coral_infra import bootstrap
 from coral_infra.device import Device, DeviceArgs
 from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs
 from coral_infra.settings import MachineSettings, TailnetSettings
-from coral_infra.ssh_config import ssh_config_block
-
-STATE_SUBDIR = "deps/runtime/tailscale"
+from coral_infra.ssh_config import ssh_command, ssh_config_block
+from coral_infra.workspace import STATE_SUBDIR
 
 
 def pod_name(stack: str, machine: MachineSettings) -> str:
@@ -45,6 +44,7 @@ def pod_spec(
             hostname=machine.hostname,
             state_dir=state_dir(machine),
             include_script=inject,
+            userspace=machine.userspace_networking,
             extra_up_args=[f"--login-server={login_server}"] if login_server else (),
         ),
     }
@@ -84,7 +84,7 @@ class MachineArgs:
     machine: MachineSettings
     """What the pod is: image, GPU, volume, env, bootstrap mode."""
     tailnet: TailnetSettings
-    """The tag and device wait time of this stack's tailnet side."""
+    """The tag, device wait time and SSH login user of this stack's tailnet side."""
     auth_key: pulumi.Input[str]
     """The tailnet auth key (secret) the pod logs in with on its first start."""
 
@@ -97,6 +97,7 @@ class Machine(pulumi.ComponentResource):
     magic_dns_name: pulumi.Output[str]
     addresses: pulumi.Output[list[str]]
     ssh_config: pulumi.Output[str]
+    ssh_command: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None
@@ -141,9 +142,11 @@ class Machine(pulumi.ComponentResource):
         self.device_id = device.device_id
         self.magic_dns_name = device.magic_dns_name
         self.addresses = device.addresses
+        user = args.tailnet.ssh.login_user
         self.ssh_config = device.magic_dns_name.apply(
-            lambda fqdn: ssh_config_block(machine.hostname, fqdn)
+            lambda fqdn: ssh_config_block(machine.hostname, fqdn, user)
         )
+        self.ssh_command = device.magic_dns_name.apply(lambda fqdn: ssh_command(user, fqdn))
         self.register_outputs(
             {
                 "pod_id": self.pod_id,
@@ -151,5 +154,6 @@ class Machine(pulumi.ComponentResource):
                 "magic_dns_name": self.magic_dns_name,
                 "addresses": self.addresses,
                 "ssh_config": self.ssh_config,
+                "ssh_command": self.ssh_command,
             }
         )

@@ -2,9 +2,10 @@
 
     python -m coral_infra.render dev
 
-It runs the same validation, policy rendering and pod specs as `pulumi up`, so a stack that
-renders cleanly here fails in `up` only on what needs the live APIs (capacity, credentials, the
-live tailnet policy).
+It runs the same checks as `pulumi up` runs before creating anything (coral_infra/preflight.py:
+settings, the tailnet policy across the stack files, what the providers' check refuses) and
+reports every problem of the stack at once; a stack that renders cleanly fails in `up` only on
+what needs the live APIs (capacity, credentials, the live tailnet policy).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import argparse
 import base64
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from coral_infra import bootstrap
 from coral_infra.machine import network_volume_spec, pod_spec
-from coral_infra.policy import Environment, PolicyError, environment_rules, render_owner_policy
-from coral_infra.settings import Settings, SettingsError, load_stack
-from coral_infra.ssh_config import ssh_config_block
+from coral_infra.policy import environment_rules, missing_rules
+from coral_infra.preflight import StackPlan, preflight_stack_file
+from coral_infra.settings import PROJECT_ROOT, Settings, SettingsError
+from coral_infra.ssh_config import ssh_command, ssh_config_block
 
 SECRET_PLACEHOLDER = "[secret: the tailnet auth key, set during `pulumi up`]"
 
@@ -28,19 +31,28 @@ def _section(title: str, body: str) -> str:
     return f"== {title} ==\n{body.rstrip()}\n"
 
 
-def _policy_section(stack: str, settings: Settings) -> str:
-    if settings.tailnet.policy.owner:
-        rendered = render_owner_policy(Environment.from_settings(stack, settings))
-        notes = "".join(f"note: {w}\n" for w in rendered.warnings)
+def _policy_section(plan: StackPlan) -> str:
+    warnings = plan.policy.warnings if plan.policy else ()
+    notes = "".join(f"note: {note}\n" for note in (*warnings, *plan.notes))
+    if plan.policy is not None:
         return _section(
-            f"tailnet policy (written by this stack, the owner) [{stack}]",
-            notes + rendered.json(),
+            f"tailnet policy (written by this stack, the owner) [{plan.stack}]",
+            notes + plan.policy.json(),
         )
-    rules = json.dumps(environment_rules(settings.tailnet), indent=2)
+    rules = json.dumps(environment_rules(plan.settings.tailnet), indent=2)
+    owner = plan.owner
+    if owner is not None and owner.policy is not None:
+        missing = missing_rules(owner.policy.document, plan.settings.tailnet)
+        notes += (
+            f"stack {owner.stack!r} owns the tailnet policy and renders these rules from this "
+            "commit; deploy its policy first (README: Rollout order)\n"
+            if not missing
+            else f"stack {owner.stack!r} owns the tailnet policy but its rendering lacks: "
+            f"{'; '.join(missing)}\n"
+        )
     return _section(
-        f"tailnet policy rules this stack requires (owned by another stack) [{stack}]",
-        "`pulumi up` checks that the live policy holds these; the owner stack renders them.\n"
-        + rules,
+        f"tailnet policy rules this stack requires (owned by another stack) [{plan.stack}]",
+        "`pulumi up` checks that the live policy holds these.\n" + notes + rules,
     )
 
 
@@ -79,21 +91,28 @@ def _pod_section(stack: str, settings: Settings) -> str:
 
 
 def _ssh_section(settings: Settings) -> str:
-    blocks = "\n".join(ssh_config_block(m.hostname, m.hostname) for m in settings.machines)
-    return _section(
-        "SSH config (HostName becomes the MagicDNS name once the device joined)", blocks
+    user = settings.tailnet.ssh.login_user
+    blocks = "\n".join(ssh_config_block(m.hostname, m.hostname, user) for m in settings.machines)
+    commands = "\n".join(ssh_command(user, m.hostname) for m in settings.machines)
+    return "\n".join(
+        [
+            _section(
+                "SSH config (HostName becomes the MagicDNS name once the device joined)", blocks
+            ),
+            _section("Tailscale SSH, no SSH config needed (output sshCommand)", commands),
+        ]
     )
 
 
-def render(stack: str) -> str:
-    """The whole offline report for one stack."""
-    settings = load_stack(stack)
+def render(stack: str, project_dir: Path = PROJECT_ROOT) -> str:
+    """The whole offline report for one stack; SettingsError with every problem at once."""
+    plan = preflight_stack_file(stack, project_dir)
     return "\n".join(
         [
-            _policy_section(stack, settings),
-            _auth_key_section(settings),
-            _pod_section(stack, settings),
-            _ssh_section(settings),
+            _policy_section(plan),
+            _auth_key_section(plan.settings),
+            _pod_section(stack, plan.settings),
+            _ssh_section(plan.settings),
         ]
     )
 
@@ -101,10 +120,16 @@ def render(stack: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stack", help="stack name: the file stacks/Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="the Pulumi project (Pulumi.yaml, stacks/, policy/); default: this checkout",
+    )
     args = parser.parse_args(argv)
     try:
-        print(render(args.stack))
-    except (SettingsError, PolicyError) as error:
+        print(render(args.stack, args.project_dir))
+    except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

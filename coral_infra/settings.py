@@ -7,6 +7,8 @@ tools (the YAML file itself), so a config that renders offline is the config ``p
 Errors are collected for the whole config and raised together as one :class:`SettingsError`,
 each naming the key path as a user would type it (``coral:machines[0].hostname``), what was
 given and what is allowed: a user fixes every mistake in one round instead of one per run.
+The checks that need more than one stack file or the providers' rules run after these, in
+`coral_infra.preflight`, and land in the same report.
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,8 +30,39 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-NAMESPACE = "coral"
+from coral_infra.config_problems import (
+    NAMESPACE,
+    PLACEHOLDER_LOGINS_ERROR,
+    ConfigProblem,
+    SettingsError,
+    located_key,
+    problems_from,
+)
+from coral_infra.setting_values import (
+    NONROOT,
+    CheckPeriodText,
+    EnvName,
+    Flag,
+    Hostname,
+    MountPath,
+    PlainText,
+    Port,
+    PositiveGb,
+    SshSource,
+    SshUser,
+    Tag,
+    UserLogin,
+    WaitText,
+    is_loopback_url,
+    is_reserved_example,
+    is_unix_user,
+    parse_duration_hours,
+)
+from coral_infra.stack_files import engine_config, read_config_file
+from coral_infra.workspace import WORKSPACE
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = PROJECT_ROOT / "stacks"
 
@@ -44,23 +75,10 @@ SECRET_KEYS = frozenset(
         "tailscale:oauthClientSecret",
     }
 )
-
-_TAG = re.compile(r"^tag:[A-Za-z][A-Za-z0-9-]*$")
-_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_EMAIL = re.compile(r"^[^@\s\"'\\]+@[^@\s\"'\\]*$")
-_GROUP = re.compile(r"^group:[A-Za-z0-9][A-Za-z0-9._-]*$")
-_PORT = re.compile(r"^(\d{1,5})/(tcp|http)$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
-_LOGIN_SERVER = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
-_KEY_DESCRIPTION = re.compile(r"^[A-Za-z0-9 -]{1,50}$")
-_UNSAFE_VALUE_CHARS = ('"', "'", "\\", "\n", "\r", "\t", "`")
-_SSH_SOURCES = ("autogroup:owner", "autogroup:admin", "autogroup:member", "autogroup:tagged")
 MAX_CHECK_PERIOD_HOURS = 168
 MAX_KEY_EXPIRY_DAYS = 90
-# Env names the program sets itself on every pod; a user value would silently lose.
-RESERVED_ENV = frozenset({"TAILSCALE_AUTHKEY", "TS_AUTHKEY", "TS_AUTH_KEY", "TS_HOSTNAME"})
+_LOGIN_SERVER = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+_KEY_DESCRIPTION = re.compile(r"^[A-Za-z0-9 -]{1,50}$")
 
 
 class _Model(BaseModel):
@@ -69,114 +87,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, extra="forbid", frozen=True, validate_default=True
     )
-
-
-# --- single-value rules: each names what is allowed ---------------------------------------
-
-
-def _tag(value: str) -> str:
-    if not _TAG.match(value):
-        raise ValueError(
-            f"got {value!r}; a tag is 'tag:' followed by a letter, then letters, digits or "
-            "hyphens (e.g. 'tag:coral-machine')"
-        )
-    return value
-
-
-def _hostname(value: str) -> str:
-    if not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"got {value!r}; a hostname is one DNS label: 1-63 lowercase letters, digits or "
-            "hyphens, not starting or ending with a hyphen (e.g. 'coral-machine')"
-        )
-    return value
-
-
-def _ssh_source(value: str) -> str:
-    if value in _SSH_SOURCES or _GROUP.match(value) or _TAG.match(value) or _EMAIL.match(value):
-        return value
-    raise ValueError(
-        f"got {value!r}; an SSH source is one of {', '.join(_SSH_SOURCES)}, a 'group:name', "
-        "a 'tag:name' or a user's login like 'alice@example.com' ('*', hosts and IPs are not "
-        "allowed by Tailscale)"
-    )
-
-
-def _ssh_user(value: str) -> str:
-    if value in ("root", "autogroup:nonroot") or _UNIX_USER.match(value):
-        return value
-    raise ValueError(
-        f"got {value!r}; an SSH user is 'root', 'autogroup:nonroot' or a Unix user name "
-        "(lowercase letters, digits, '_' or '-', starting with a letter or '_')"
-    )
-
-
-def _user_login(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError(f"got {value!r}; expected a tailnet user's login like 'bob@example.com'")
-    return value
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or "//" in value or any(c in value for c in _UNSAFE_VALUE_CHARS):
-        raise ValueError(f"got {value!r}; the mount path must be absolute, e.g. '/workspace'")
-    return value
-
-
-def _port(value: str) -> str:
-    match = _PORT.match(value)
-    if not match or not 1 <= int(match.group(1)) <= 65535:
-        raise ValueError(
-            f"got {value!r}; a port is 'NUMBER/tcp' or 'NUMBER/http' with NUMBER in 1-65535"
-        )
-    return value
-
-
-def _plain_text(value: str) -> str:
-    """Values travel inside RunPod's GraphQL query text, where these characters break it."""
-    if not value.strip() or any(c in value for c in _UNSAFE_VALUE_CHARS):
-        raise ValueError(
-            f"got {value!r}; must be non-empty and contain no quotes, backslashes, backticks, "
-            "tabs or newlines (they break RunPod API requests)"
-        )
-    return value
-
-
-def _env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
-        raise ValueError(
-            f"got {value!r}; env names are identifiers: letters, digits and '_', not starting "
-            "with a digit"
-        )
-    if value in RESERVED_ENV:
-        raise ValueError(
-            f"{value} is set by coral-infra itself (the auth key comes from the tailnet "
-            "component); remove it from env"
-        )
-    return value
-
-
-def parse_duration_hours(value: str) -> float:
-    """Parse a Go-style duration ('12h', '1h30m', '90m') as Tailscale's checkPeriod takes it."""
-    parts = _DURATION_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(
-            f"got {value!r}; a check period is a duration like '12h', '30m', '1h30m' or 'always'"
-        )
-    scale = {"h": 1.0, "m": 1 / 60, "s": 1 / 3600}
-    return sum(float(n) * scale[u] for n, u in parts)
-
-
-Tag = Annotated[str, AfterValidator(_tag)]
-Hostname = Annotated[str, AfterValidator(_hostname)]
-SshSource = Annotated[str, AfterValidator(_ssh_source)]
-SshUser = Annotated[str, AfterValidator(_ssh_user)]
-UserLogin = Annotated[str, AfterValidator(_user_login)]
-MountPath = Annotated[str, AfterValidator(_absolute_path)]
-Port = Annotated[str, AfterValidator(_port)]
-PlainText = Annotated[str, AfterValidator(_plain_text)]
-EnvName = Annotated[str, AfterValidator(_env_name)]
-PositiveGb = Annotated[int, Field(gt=0, le=10_000, strict=True)]
 
 
 # --- the tailnet side ---------------------------------------------------------------------
@@ -188,15 +98,23 @@ class SshSettings(_Model):
     action: Literal["accept", "check"] = "accept"
     """`accept` lets the sources straight in; `check` asks them to re-authenticate in a browser
     every `checkPeriod` (the safer choice for prod)."""
-    check_period: str | None = None
+    check_period: CheckPeriodText | None = None
     """How long a `check` stays valid: a duration up to 168h, or 'always'. Only with `check`;
     defaults to Tailscale's 12h."""
     src: list[SshSource] = Field(default_factory=lambda: ["autogroup:owner"], min_length=1)
     """Who may connect: autogroups, groups, tags or user logins (never '*')."""
-    users: list[SshUser] = Field(
-        default_factory=lambda: ["root", "autogroup:nonroot"], min_length=1
-    )
-    """Which Unix users they may log in as."""
+    users: list[SshUser] = Field(default_factory=list)
+    """Which Unix users they may log in as. Default: `root` only with `check` (production, as
+    the setup document says), `root` and `autogroup:nonroot` with `accept`. The SSH config
+    block logs in as `root` when it is listed, else as the first user named here."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_users_follow_action(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "users" not in data:
+            check = data.get("action") == "check"
+            return {**data, "users": ["root"] if check else ["root", NONROOT]}
+        return data
 
     @field_validator("check_period")
     @classmethod
@@ -217,12 +135,31 @@ class SshSettings(_Model):
                 )
         return value
 
+    @field_validator("users")
+    @classmethod
+    def _someone_to_log_in_as(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("empty; list the Unix users the sources may log in as, e.g. [root]")
+        if "root" not in value and not any(is_unix_user(u) for u in value):
+            raise ValueError(
+                f"got {value}: 'autogroup:nonroot' names no user the SSH config block and the "
+                "`tailscale ssh` command can log in as; add that user by name (e.g. "
+                "[autogroup:nonroot, ubuntu])"
+            )
+        return value
+
     @property
     def effective_check_period(self) -> str | None:
         """Tailscale applies 12h when a check rule names none; we state it explicitly."""
         if self.action != "check":
             return None
         return self.check_period or "12h"
+
+    @property
+    def login_user(self) -> str:
+        """Who the SSH config block and the `tailscale ssh` command log in as: a user the
+        policy lets in (root only when root is allowed)."""
+        return "root" if "root" in self.users else next(u for u in self.users if is_unix_user(u))
 
 
 class AuthKeySettings(_Model):
@@ -252,11 +189,20 @@ class PolicyTestUsers(_Model):
     denied: UserLogin
     """A plain member who must NOT get in as root."""
 
+    @model_validator(mode="after")
+    def _two_different_users(self) -> PolicyTestUsers:
+        if self.allowed.lower() == self.denied.lower():
+            raise ValueError(
+                f"allowed and denied are both {self.allowed!r}: one user cannot be let in and "
+                "kept out; name a user who may SSH in and a plain member who may not"
+            )
+        return self
+
 
 class PolicySettings(_Model):
     """Who writes the tailnet-wide policy: exactly one stack per tailnet owns it."""
 
-    owner: bool = False
+    owner: Flag = False
     """True on the one stack that writes the tailnet policy; others only verify their rules
     are present in the live policy and fail with the fix if not."""
     base_file: str | None = None
@@ -264,11 +210,16 @@ class PolicySettings(_Model):
     and every section of it is kept. Unset: Tailscale's default policy is the base."""
     environments: list[str] = Field(default_factory=list)
     """Other stacks on the same tailnet whose tags and SSH rules the owner renders too."""
-    overwrite_existing: bool = False
+    overwrite_existing: Flag = False
     """Only when adopting a tailnet whose policy was edited before: let the first `up`
     replace it (after merging it into `baseFile`)."""
     tests: PolicyTestUsers | None = None
     """Users for the policy's self-tests; required on the owner stack."""
+    acknowledged_base_ssh: dict[Tag, list[SshSource]] = Field(default_factory=dict)
+    """SSH sources the base policy's own rules may let onto a machine tag of these stacks
+    beyond that stack's `coral:tailnet.ssh.src`, acknowledged on purpose, e.g.
+    `{"tag:coral-dev": ["group:sre"]}`. Any other such rule is refused: it would widen access
+    to the machines without the stack files saying so."""
 
     @field_validator("tests")
     @classmethod
@@ -284,10 +235,16 @@ class PolicySettings(_Model):
 
     @model_validator(mode="after")
     def _owner_only_keys(self) -> PolicySettings:
-        if not self.owner and (self.environments or self.base_file or self.overwrite_existing):
+        owner_only = (
+            self.environments
+            or self.base_file
+            or self.overwrite_existing
+            or self.acknowledged_base_ssh
+        )
+        if not self.owner and owner_only:
             raise ValueError(
-                "environments, baseFile and overwriteExisting only apply to the policy owner "
-                "(set owner: true on exactly one stack per tailnet)"
+                "environments, baseFile, overwriteExisting and acknowledgedBaseSsh only apply to "
+                "the policy owner (set owner: true on exactly one stack per tailnet)"
             )
         return self
 
@@ -302,13 +259,14 @@ class TailnetSettings(_Model):
     ssh: SshSettings = Field(default_factory=SshSettings)
     auth_key: AuthKeySettings = Field(default_factory=AuthKeySettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
-    magic_dns: bool | None = None
+    magic_dns: Flag | None = None
     """MagicDNS is tailnet-wide: unset leaves it alone; true/false manages it (never turned off
     on destroy)."""
     login_server: str | None = None
     """The control plane machines log in to: unset for Tailscale's own; a URL such as
-    'https://headscale.example.com' for a self-hosted one (the local sandbox uses this)."""
-    device_wait: str = "5m"
+    'https://headscale.example.com' for a self-hosted one. A loopback URL marks the local
+    sandbox (`make demo`), the only stack allowed example logins in `policy.tests`."""
+    device_wait: WaitText = "5m"
     """How long `up` waits for the pod's device to join the tailnet."""
 
     @field_validator("login_server")
@@ -329,6 +287,22 @@ class TailnetSettings(_Model):
             raise ValueError(f"got {value!r}; a duration more than 0 and at most 1h, e.g. '5m'")
         return value
 
+    @property
+    def is_sandbox(self) -> bool:
+        return is_loopback_url(self.login_server)
+
+    @model_validator(mode="after")
+    def _test_users_exist_somewhere(self) -> TailnetSettings:
+        tests = self.policy.tests
+        if tests is None or self.is_sandbox:
+            return self
+        placeholders = [u for u in (tests.allowed, tests.denied) if is_reserved_example(u)]
+        if placeholders:
+            raise PydanticCustomError(
+                PLACEHOLDER_LOGINS_ERROR, "placeholder logins", {"logins": placeholders}
+            )
+        return self
+
 
 # --- the RunPod side ----------------------------------------------------------------------
 
@@ -341,10 +315,20 @@ class VolumeSettings(_Model):
     dataCenter); 'pod': the pod's own volume, lost on terminate (fine for dev)."""
     size_gb: PositiveGb = 50
     """Size in GB; a network volume can only grow."""
-    mount_path: MountPath = "/workspace"
-    """Absolute path in the container; the Tailscale state lives below it."""
-    retain_on_destroy: bool = False
+    mount_path: MountPath = WORKSPACE
+    """Always `/workspace` (coral_infra/workspace.py says why); other paths are refused."""
+    retain_on_destroy: Flag = False
     """Keep the network volume (and the identity) when the stack is destroyed."""
+
+    @field_validator("retain_on_destroy")
+    @classmethod
+    def _only_network_volumes_outlive_the_pod(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("kind") == "pod":
+            raise ValueError(
+                "a pod volume (kind: pod) is deleted with its pod and cannot be retained; use "
+                "kind: network (with dataCenter) to keep /workspace, or remove retainOnDestroy"
+            )
+        return value
 
 
 class MachineSettings(_Model):
@@ -368,10 +352,15 @@ class MachineSettings(_Model):
     """Ports RunPod exposes publicly. Empty by default: the tailnet reaches every port."""
     env: dict[EnvName, PlainText] = Field(default_factory=dict)
     """Extra environment for the container (not secrets: use RunPod secrets
-    '{{ RUNPOD_SECRET_name }}' references for those)."""
+    '{{ RUNPOD_SECRET_name }}' references for those). Names the bootstrap or the program own
+    (TAILSCALE_AUTHKEY, TS_*, CORAL_*) are refused: each has its own setting."""
     bootstrap: Literal["inject", "image"] = "inject"
     """'inject': the start command brings Tailscale into a stock image; 'image': the image was
     built from coral_infra/bootstrap/Dockerfile and starts it itself."""
+    userspace_networking: Flag | None = None
+    """tailscaled without a TUN device (Tailscale's userspace networking): unset lets the
+    bootstrap decide (kernel networking when /dev/net/tun exists); true where pods share a
+    network namespace, as in the local sandbox."""
 
     @field_validator("data_center")
     @classmethod
@@ -395,91 +384,12 @@ class Settings(_Model):
     """The fleet: one pod per entry, each with its own hostname."""
 
 
-# --- loading and error reporting ----------------------------------------------------------
+# --- error reporting ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One mistake in stack config, located as the user would type the key."""
-
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-
-class SettingsError(ValueError):
-    """All problems of one stack config, raised before any resource is registered."""
-
-    def __init__(self, problems: Iterable[ConfigProblem], source: str = "stack config") -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{len(self.problems)} problem(s) in {source}:\n{lines}")
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds, through `list[...]` and `... | None`; None for plain values."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if getattr(annotation, "__origin__", None) is dict:
-        return None
-    for arg in getattr(annotation, "__args__", ()):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _walk(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
-    """Follow an error location through the models: the key path as the user spells it
-    (`coral:machines[0].dataCenter`) and the model at its end (None inside plain values)."""
-    path = NAMESPACE
-    model: type[BaseModel] | None = Settings
-    for index, part in enumerate(loc):
-        if isinstance(part, int):
-            path += f"[{part}]"
-            continue
-        if part == "[key]":  # pydantic's marker for a bad dict key: the key is already named
-            continue
-        field = None
-        if model is not None:
-            field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
-        name = (field.alias or part) if field is not None else part
-        path += f":{name}" if index == 0 else f".{name}"
-        model = _inner_model(field.annotation) if field is not None else None
-    return path, model
-
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def key_path(loc: tuple[int | str, ...]) -> str:
     """('machines', 0, 'data_center') -> 'coral:machines[0].dataCenter'."""
-    return _walk(loc)[0]
-
-
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys a model accepts at the location of an unknown key, for the error message."""
-    model = _walk(loc[:-1])[1]
-    if model is None:
-        return []
-    return sorted(f.alias or n for n, f in model.model_fields.items())
-
-
-def _problems_from(error: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        key = _key_path(loc)
-        if item["type"] == "extra_forbidden":
-            # The unknown key itself is spelled as the user typed it, never "corrected".
-            key = f"{_key_path(loc[:-1])}.{loc[-1]}"
-            allowed = ", ".join(_allowed_keys(loc)) or "none"
-            message = f"unknown key {str(loc[-1])!r} (a typo?); allowed here: {allowed}"
-        elif item["type"] == "value_error":
-            message = str(item["ctx"]["error"])
-        else:
-            message = f"got {item.get('input')!r}; {item['msg'][0].lower()}{item['msg'][1:]}"
-        problems.append(ConfigProblem(key, message))
-    return problems
+    return located_key(loc, Settings)
 
 
 def _duplicate_hostnames(machines: Any) -> list[ConfigProblem]:
@@ -495,7 +405,7 @@ def _duplicate_hostnames(machines: Any) -> list[ConfigProblem]:
         if name in seen:
             problems.append(
                 ConfigProblem(
-                    _key_path(("machines", index, "hostname")),
+                    key_path(("machines", index, "hostname")),
                     f"{name!r} is already the hostname of machines[{seen[name]}]; each machine "
                     f"needs its own (a second device with one name becomes '{name}-1')",
                 )
@@ -505,13 +415,55 @@ def _duplicate_hostnames(machines: Any) -> list[ConfigProblem]:
     return problems
 
 
-def parse_settings(
-    config: Mapping[str, Any],
-    *,
-    secret_keys: Iterable[str] = (),
-    source: str = "stack config",
-) -> Settings:
-    """Validate a whole stack config (namespaced keys -> values) into :class:`Settings`.
+# --- reading a config ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedConfig:
+    """A stack config as far as it is valid: the later checks (cross-stack, providers) still
+    run on the parts that are, so one report holds every mistake."""
+
+    settings: Settings | None
+    tailnet: TailnetSettings | None
+    machines: tuple[MachineSettings | None, ...]
+    """One entry per `coral:machines[i]`, None where that machine has problems."""
+    problems: tuple[ConfigProblem, ...]
+
+
+# Tailnet settings the cross-stack policy checks do not read: when only these are wrong, those
+# checks still run on the rest (the defaults in their place) and report in the same round.
+_POLICY_NEUTRAL = (("authKey",), ("magicDns",), ("deviceWait",), ("ssh", "checkPeriod"))
+
+
+def _without(raw: Any, path: tuple[int | str, ...]) -> Any:
+    """`raw` (nested dicts) without the value at `path`."""
+    if not path or not isinstance(raw, dict):
+        return raw
+    if len(path) == 1:
+        return {k: v for k, v in raw.items() if k != path[0]}
+    return {k: _without(v, path[1:]) if k == path[0] else v for k, v in raw.items()}
+
+
+def _salvage(model: type[BaseModel], raw: Any, neutral: tuple[tuple[str, ...], ...] = ()) -> Any:
+    """`raw` as a `model` if valid, or once its broken `neutral` settings are dropped; None
+    when anything else is broken."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        dropped = raw
+        for item in error.errors():
+            prefix = next((n for n in neutral if tuple(item["loc"][: len(n)]) == n), None)
+            if prefix is None:
+                return None
+            dropped = _without(dropped, prefix)
+        try:
+            return model.model_validate(dropped)
+        except ValidationError:
+            return None
+
+
+def read_settings(config: Mapping[str, Any], *, secret_keys: Iterable[str] = ()) -> ParsedConfig:
+    """Validate a whole stack config (namespaced keys -> values), keeping what is valid.
 
     Values may be objects (from a stack file) or JSON text (as the engine passes them).
     `secret_keys` are the keys the engine or the file marks secret; a credential key outside it
@@ -557,55 +509,87 @@ def parse_settings(
             )
         )
     problems += _duplicate_hostnames(raw.get("machines"))
-    settings: Settings | None = None
     try:
-        settings = Settings.model_validate(raw)
+        settings: Settings | None = Settings.model_validate(raw)
     except ValidationError as error:
+        settings = None
         problems += [
             p
-            for p in _problems_from(error)
+            for p in problems_from(error, Settings)
             if p.key != f"{NAMESPACE}:machines" or "machines" in raw
         ]
-    if problems or settings is None:
-        raise SettingsError(problems, source)
-    return settings
+    if settings is not None and not problems:
+        return ParsedConfig(settings, settings.tailnet, tuple(settings.machines), ())
+    raw_machines = raw.get("machines")
+    listed = raw_machines if isinstance(raw_machines, list) else []
+    machines = tuple(_salvage(MachineSettings, m) for m in listed)
+    tailnet = _salvage(TailnetSettings, raw.get("tailnet", {}), _POLICY_NEUTRAL)
+    return ParsedConfig(None, tailnet, machines, tuple(problems))
 
 
-def stack_file(stack: str) -> Path:
-    """Where a stack's config lives (`stackConfigDir: stacks` in Pulumi.yaml)."""
-    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+def parse_settings(
+    config: Mapping[str, Any],
+    *,
+    secret_keys: Iterable[str] = (),
+    source: str = "stack config",
+) -> Settings:
+    """:func:`read_settings`, raising every problem at once as a :class:`SettingsError`."""
+    parsed = read_settings(config, secret_keys=secret_keys)
+    if parsed.problems or parsed.settings is None:
+        raise SettingsError(parsed.problems, source)
+    return parsed.settings
 
 
-def read_stack_config(stack: str) -> tuple[dict[str, Any], set[str]]:
+def stacks_dir(project_dir: Path = PROJECT_ROOT) -> Path:
+    """The project's stack files (`stackConfigDir: stacks` in Pulumi.yaml)."""
+    return STACKS_DIR if project_dir == PROJECT_ROOT else project_dir / "stacks"
+
+
+def stack_file(stack: str, project_dir: Path = PROJECT_ROOT) -> Path:
+    """Where a stack's config lives."""
+    return stacks_dir(project_dir) / f"Pulumi.{stack}.yaml"
+
+
+def shown_path(path: Path, project_dir: Path = PROJECT_ROOT) -> str:
+    """A project file as messages name it: relative to the project, as the user edits it."""
+    try:
+        return str(path.relative_to(project_dir))
+    except ValueError:
+        return str(path)
+
+
+def stack_names(project_dir: Path = PROJECT_ROOT) -> list[str]:
+    """Every stack with a file in the project, sorted."""
+    files = stacks_dir(project_dir).glob("Pulumi.*.yaml")
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in files)
+
+
+def read_stack_config(
+    stack: str, project_dir: Path = PROJECT_ROOT
+) -> tuple[dict[str, Any], set[str]]:
     """A stack file's config and which of its keys hold `secure:` ciphertext."""
-    path = stack_file(stack)
+    path = stack_file(stack, project_dir)
     if not path.is_file():
-        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS_DIR.glob("*.yaml"))
+        known = stack_names(project_dir)
         raise SettingsError(
             [ConfigProblem("stack", f"no file {path}; stacks here: {', '.join(known) or 'none'}")],
             source=f"stack {stack!r}",
         )
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
-    secure = {k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"}}
-    return config, secure
+    try:
+        return read_config_file(path)
+    except ValueError as error:
+        shown = shown_path(path, project_dir)
+        raise SettingsError([ConfigProblem("stack file", str(error))], shown) from None
 
 
-def load_stack(stack: str) -> Settings:
+def load_stack(stack: str, project_dir: Path = PROJECT_ROOT) -> Settings:
     """Settings of a stack straight from its file, for offline tools and the policy owner."""
-    config, secure = read_stack_config(stack)
-    return parse_settings(config, secret_keys=secure, source=str(stack_file(stack)))
+    config, secure = read_stack_config(stack, project_dir)
+    source = shown_path(stack_file(stack, project_dir), project_dir)
+    return parse_settings(config, secret_keys=secure, source=source)
 
 
 def load_from_engine() -> Settings:
-    """Settings of the stack the Pulumi engine is running, read once at program start.
-
-    The whole config map is read (not key by key through `pulumi.Config`) so that a typo'd
-    key is reported instead of silently ignored.
-    """
-    from pulumi.runtime import config as engine_config
-
-    config = {**engine_config.get_config_env(), **engine_config.CONFIG.get()}
-    secret = set(engine_config.get_config_secret_keys_env())
-    secret |= {key for key in config if engine_config.is_config_secret(key)}
+    """Settings of the stack the Pulumi engine is running, read once at program start."""
+    config, secret = engine_config()
     return parse_settings(config, secret_keys=secret, source="the stack's config")

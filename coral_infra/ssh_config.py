@@ -6,9 +6,10 @@ from __future__ import annotations
 PARAVIEW_PORT = 11111
 
 
-def ssh_config_block(alias: str, host_name: str, user: str = "root") -> str:
+def ssh_config_block(alias: str, host_name: str, user: str) -> str:
     """One `Host` block: `alias` is what users type, `host_name` what it resolves to (the
-    device's MagicDNS name once it joined, the short tailnet name before)."""
+    device's MagicDNS name once it joined, the short tailnet name before), `user` one the
+    policy lets in (`coral:tailnet.ssh`'s login user: root only when root is allowed)."""
     return "\n".join(
         [
             f"Host {alias}",
@@ -19,3 +20,8 @@ def ssh_config_block(alias: str, host_name: str, user: str = "root") -> str:
             "",
         ]
     )
+
+
+def ssh_command(user: str, host: str) -> str:
+    """The exact Tailscale SSH command into the machine (no SSH config or key needed)."""
+    return f"tailscale ssh {user}@{host}"

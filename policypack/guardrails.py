@@ -4,10 +4,12 @@ Each `*_problems` function takes resource inputs as the engine hands them to a p
 returns one message per violation (empty: compliant), so it is unit-testable without an engine.
 The `POLICIES` at the bottom wrap them as mandatory Pulumi policies; `__main__.py` serves them.
 
-This module imports nothing from coral_infra on purpose: the engine runs a policy pack in its
-own virtualenv (policypack/requirements.txt), where the program's package is not installed.
-What it knows about the program (type tokens, input names) is checked against the real program
-by tests/policypack/.
+The engine runs a policy pack in its own virtualenv (policypack/requirements.txt), where the
+program's package and its dependencies are not installed. The one exception is the mount-path
+rule, which must be the very rule the stack settings apply (a stack that renders cleanly
+passes the guardrails): `coral_infra/workspace.py` imports only the standard library and is
+loaded from this checkout. What else the pack knows about the program (type tokens, input
+names) is checked against the real program by tests/policypack/.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+try:
+    from coral_infra.workspace import WORKSPACE, mount_path_problem
+except ImportError:  # the pack's own virtualenv: load the module from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from coral_infra.workspace import WORKSPACE, mount_path_problem
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -37,7 +47,6 @@ POD_TYPE = "pulumi-python:dynamic/runpod:Pod"
 DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"
 POD_SIGNATURE_INPUTS = frozenset({"gpu_type_id", "image", "volume_mount_path", "env"})
 
-WORKSPACE = "/workspace"
 ROOT_SOURCES = ("autogroup:owner", "autogroup:admin")
 DEFAULT_PRODUCTION_STACKS = ("prod",)
 # Env names whose value is a credential by definition: the auth key has its own secret input.
@@ -158,12 +167,9 @@ def pod_volume_problems(props: Mapping[str, Any]) -> list[str]:
     """The tailnet identity lives under /workspace: without a volume there, every restart is a
     new device (and a stale `coral-machine` that takes the name)."""
     problems = []
-    mount_path = props.get("volume_mount_path")
-    if mount_path != WORKSPACE:
-        problems.append(
-            f"volume_mount_path must be {WORKSPACE!r} (the bootstrap keeps the tailnet "
-            f"identity under it), got {mount_path!r}"
-        )
+    mount_path_rule = mount_path_problem(props.get("volume_mount_path"))
+    if mount_path_rule is not None:
+        problems.append(f"volume_mount_path: {mount_path_rule}")
     if not _is_set(props, "network_volume_id") and not _is_set(props, "volume_gb"):
         problems.append(
             "the pod has no volume: set volume_gb > 0 (pod volume) or network_volume_id "
@@ -368,7 +374,7 @@ POLICIES = [
     ),
     _policy(
         "pod-has-workspace-volume",
-        "Every RunPod pod mounts a pod or network volume at /workspace.",
+        f"Every RunPod pod mounts a pod or network volume at {WORKSPACE}.",
         validate_pod_volume,
         {},
     ),

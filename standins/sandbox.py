@@ -141,6 +141,11 @@ class Sandbox:
         stack_file = self.project_dir / "stacks" / f"Pulumi.{stack}.yaml"
         if not stack_file.exists():
             shutil.copy(REPO_ROOT / "stacks" / f"Pulumi.{source or stack}.yaml", stack_file)
+        # An owner renders the stacks it lists from their files in this project: copy them too.
+        for name in load_stack(stack, self.project_dir).tailnet.policy.environments:
+            environment = self.project_dir / "stacks" / f"Pulumi.{name}.yaml"
+            if not environment.exists():
+                shutil.copy(REPO_ROOT / "stacks" / f"Pulumi.{name}.yaml", environment)
         self.stack = stack
         listed = self.pulumi("stack", "ls", "--json")
         if stack not in {entry["name"] for entry in json.loads(listed.stdout or "[]")}:

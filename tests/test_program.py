@@ -27,7 +27,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from coral_infra.device import StaleDeviceError
 from coral_infra.policy import PolicyError, environment_rules, policy_for_stack
-from coral_infra.settings import SettingsError, read_stack_config
+from coral_infra.settings import SettingsError, TailnetSettings, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
@@ -215,7 +215,7 @@ def test_prod_writes_the_merged_policy_without_clobbering() -> None:
         "checkPeriod": "12h",
         "src": ["autogroup:owner"],
         "dst": ["tag:coral-machine"],
-        "users": ["root", "autogroup:nonroot"],
+        "users": ["root"],
     }
     # dev's rules are rendered by the owner too
     assert environment_rules_of("dev")["ssh"][0] in document["ssh"]
@@ -326,6 +326,7 @@ def test_prod_device_settings_and_outputs() -> None:
         "    ForwardAgent yes\n"
         "    LocalForward 11111 localhost:11111\n"
     )
+    assert machine["sshCommand"] == f"tailscale ssh root@coral-machine.{TAILNET_DOMAIN}"
     assert outputs["machineTag"] == "tag:coral-machine"
 
 
@@ -368,7 +369,10 @@ def test_dev_stops_when_the_live_policy_lacks_its_rules() -> None:
     with pytest.raises(Exception, match="the tailnet policy lacks this stack's rules") as caught:
         run_program("dev", mocks, monitor=monitor)
     assert "tag:coral-dev" in str(caught.value)
-    assert "add 'dev' to coral:tailnet.policy.environments" in str(caught.value)
+    # prod, found among the stack files, renders dev's rules: its policy step comes first.
+    assert "Stack 'prod' owns the tailnet policy and renders these rules from this commit" in str(
+        caught.value
+    )
     # No key, no pod: nothing is created for a machine that could not log in.
     types = {urn.split("::")[2].split("$")[-1] for urn in monitor.get_registered_resources()}
     assert "tailscale:index/tailnetKey:TailnetKey" not in types
@@ -390,21 +394,29 @@ def test_stale_device_holding_the_name_fails_with_the_fix() -> None:
 
 
 def test_bad_config_registers_nothing() -> None:
-    mocks = mocks_for("prod")
     config, secrets = stack_config("prod")
     machines = json.loads(config["coral:machines"])
     machines[0]["hostname"] = "Coral_Machine"
     machines[0]["gpuCount"] = 0
     config["coral:machines"] = json.dumps(machines)
-    monitor = RecordingMonitor(mocks)
-    with pytest.raises(SettingsError) as caught:
-        run_program("prod", mocks, config=config, secret_keys=secrets, monitor=monitor)
-    assert [p.key for p in caught.value.problems] == [
+    error = refused_before_anything("prod", config, secrets)
+    assert [p.key for p in error.problems] == [
         "coral:machines[0].hostname",
         "coral:machines[0].gpuCount",
     ]
+
+
+def refused_before_anything(
+    stack: str, config: dict[str, str], secrets: list[str]
+) -> SettingsError:
+    """The program's refusal of `config`, checked to have registered and invoked nothing."""
+    mocks = mocks_for(stack)
+    monitor = RecordingMonitor(mocks)
+    with pytest.raises(SettingsError) as caught:
+        run_program(stack, mocks, config=config, secret_keys=secrets, monitor=monitor)
     assert list(monitor.get_registered_resources()) == []
     assert mocks.calls == []
+    return caught.value
 
 
 def test_plaintext_credential_in_config_is_refused() -> None:
@@ -413,6 +425,36 @@ def test_plaintext_credential_in_config_is_refused() -> None:
         SettingsError, match="coral:runpodApiKey: is a credential stored in plaintext"
     ):
         run_program("dev", mocks_for("dev"), config=config, secret_keys=[])
+
+
+def test_dev_preview_passes_on_the_owners_rendering_and_creates_nothing() -> None:
+    """A pull request changing dev's SSH rule: the live policy still has the old rule; prod,
+    rendered from the same commit, has the new one, so the preview plans dev's key."""
+    mocks = mocks_for("dev")
+    live = policy_for_stack("prod")
+    live["ssh"] = [r for r in live["ssh"] if r["dst"] != ["tag:coral-dev"]]
+    mocks.live_policy = live
+    run = run_program("dev", mocks, preview=True)
+    assert run.one("tailscale:index/tailnetKey:TailnetKey")["tags"] == ["tag:coral-dev"]
+
+
+def test_every_stage_reports_before_anything_is_registered() -> None:
+    """Settings, the cross-stack policy check and the pod provider's check, in one report."""
+    config, secrets = stack_config("prod")
+    tailnet = json.loads(config["coral:tailnet"])
+    tailnet["deviceWait"] = 300
+    tailnet["policy"]["environments"] = ["dev", "staging"]
+    config["coral:tailnet"] = json.dumps(tailnet)
+    machines = json.loads(config["coral:machines"])
+    machines[0]["ports"] = ["8888/http", "8888/http"]
+    config["coral:machines"] = json.dumps(machines)
+    error = refused_before_anything("prod", config, secrets)
+    assert [p.key for p in error.problems] == [
+        "coral:tailnet.deviceWait",
+        "coral:tailnet.policy.environments[1]",
+        "coral:machines[0].ports",
+    ]
+    assert str(error).startswith("3 problem(s) in the config of stack 'prod':")
 
 
 def test_preview_of_new_pods_skips_the_device_lookup() -> None:
@@ -429,6 +471,19 @@ def test_preview_of_existing_pods_looks_their_devices_up() -> None:
     lookups = [c[1] for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
     assert lookups == [{"hostname": "coral-machine", "waitFor": "5m"}]
     assert run.one("tailscale:index/deviceTags:DeviceTags")["deviceId"] == "nDev7CNTRL"
+
+
+def test_ssh_user_follows_the_policy_when_root_is_not_allowed() -> None:
+    config, secrets = stack_config("dev")
+    tailnet = json.loads(config["coral:tailnet"])
+    tailnet["ssh"]["users"] = ["autogroup:nonroot", "ubuntu"]
+    config["coral:tailnet"] = json.dumps(tailnet)
+    mocks = mocks_for("dev")
+    mocks.live_policy = environment_rules(TailnetSettings.model_validate(tailnet))
+    run = run_program("dev", mocks, config=config, secret_keys=secrets)
+    outputs = run.monitor.stack_outputs["machines"]["coral-dev"]
+    assert "    User ubuntu\n" in outputs["sshConfig"]
+    assert outputs["sshCommand"] == f"tailscale ssh ubuntu@coral-dev.{TAILNET_DOMAIN}"
 
 
 def test_login_server_reaches_the_bootstrap() -> None:

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from coral_infra import bootstrap, workspace
+from coral_infra.machine import pod_spec
+from coral_infra.setting_values import format_duration
 from coral_infra.settings import (
     SettingsError,
     load_stack,
     parse_duration_hours,
     parse_settings,
+    read_settings,
+    read_stack_config,
 )
+from policypack import guardrails
 
 GOOD: dict[str, Any] = {
     "coral:tailnet": {"machineTag": "tag:coral-machine", "ssh": {"action": "accept"}},
@@ -105,7 +112,7 @@ def test_engine_json_strings_parse_like_objects() -> None:
         (
             "machines.0.volume.mountPath",
             "workspace",
-            "coral:machines[0].volume.mountPath: got 'workspace'; the mount path must be absolute",
+            "coral:machines[0].volume.mountPath: got 'workspace'; the volume must be mounted at '/workspace'",
         ),
         (
             "machines.0.env",
@@ -120,7 +127,7 @@ def test_engine_json_strings_parse_like_objects() -> None:
         (
             "machines.0.env",
             {"TAILSCALE_AUTHKEY": "x"},
-            "coral:machines[0].env.TAILSCALE_AUTHKEY: TAILSCALE_AUTHKEY is set by coral-infra itself",
+            "coral:machines[0].env.TAILSCALE_AUTHKEY: TAILSCALE_AUTHKEY is set by coral-infra from coral:tailnet.authKey",
         ),
         (
             "machines.0.env",
@@ -281,7 +288,7 @@ def test_duplicate_hostnames_in_a_fleet() -> None:
         (
             "tailnet.policy",
             "ownr",
-            "coral:tailnet.policy.ownr: unknown key 'ownr' (a typo?); allowed here: baseFile, environments, overwriteExisting, owner, tests",
+            "coral:tailnet.policy.ownr: unknown key 'ownr' (a typo?); allowed here: acknowledgedBaseSsh, baseFile, environments, overwriteExisting, owner, tests",
         ),
     ],
 )
@@ -381,3 +388,294 @@ def test_login_server_must_be_a_url() -> None:
     )
     ok = parse_settings(with_change("tailnet.loginServer", "http://127.0.0.1:8080"))
     assert ok.tailnet.login_server == "http://127.0.0.1:8080"
+
+
+# --- messages that teach: YAML's type guesses -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            "tailnet.ssh",
+            {"action": "check", "checkPeriod": 12},
+            'coral:tailnet.ssh.checkPeriod: got 12, a number without a unit; write a duration in quotes: "12h" for 12 hours',
+        ),
+        (
+            "tailnet.deviceWait",
+            300,
+            'coral:tailnet.deviceWait: got 300, a number without a unit; write a duration in quotes: "5m" for 300 seconds',
+        ),
+        (
+            "tailnet.deviceWait",
+            90,
+            'coral:tailnet.deviceWait: got 90, a number without a unit; write a duration in quotes: "1m30s" for 90 seconds',
+        ),
+        (
+            "machines.0.env",
+            {"DEBUG": True},
+            'coral:machines[0].env.DEBUG: got true, a boolean: YAML reads an unquoted true or false as one; quote it to pass it as text: "true"',
+        ),
+        (
+            "machines.0.env",
+            {"WORKERS": 8},
+            'coral:machines[0].env.WORKERS: got 8, a number; quote it to pass it as text: "8"',
+        ),
+        (
+            "tailnet.policy",
+            {"owner": "no"},
+            "coral:tailnet.policy.owner: got 'no', which is text, not a boolean; write true or false without quotes",
+        ),
+        (
+            "machines.0.volume",
+            {"kind": "network", "retainOnDestroy": "yes"},
+            "coral:machines[0].volume.retainOnDestroy: got 'yes', which is text, not a boolean; write true or false without quotes",
+        ),
+        (
+            "tailnet.magicDns",
+            1,
+            "coral:tailnet.magicDns: got 1 (a number); write true or false",
+        ),
+    ],
+)
+def test_yaml_type_slips_get_a_hint(path: str, value: Any, expected: str) -> None:
+    assert only_problem(with_change(path, value)) == expected
+
+
+def test_stack_files_are_read_as_the_pulumi_cli_reads_them(tmp_path: Path) -> None:
+    """The Pulumi CLI reads stack files as YAML 1.2 (checked against the Go-built CLI's
+    `pulumi config --json`): only true/false are booleans, an unquoted yes/no is text. Offline
+    tools read them the same way, so `owner: no` is refused in both, and `DEBUG: yes` is the
+    text "yes" in both."""
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.t.yaml").write_text(
+        "config:\n"
+        "  coral:tailnet:\n"
+        "    policy:\n"
+        "      owner: no\n"
+        "    magicDns: true\n"
+        "  coral:machines:\n"
+        "    - volume: {kind: pod}\n"
+        "      env: {DEBUG: yes, VERBOSE: on}\n"
+    )
+    config, _ = read_stack_config("t", tmp_path)
+    assert config["coral:tailnet"] == {"policy": {"owner": "no"}, "magicDns": True}
+    assert config["coral:machines"][0]["env"] == {"DEBUG": "yes", "VERBOSE": "on"}
+    with pytest.raises(SettingsError) as caught:
+        load_stack("t", tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "coral:tailnet.policy.owner: got 'no', which is text, not a boolean; write true or false without quotes"
+    ]
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s) for s in (300, 43200, 90, 3661, 0)] == [
+        "5m",
+        "12h",
+        "1m30s",
+        "1h1m1s",
+        "0s",
+    ]
+
+
+# --- settings the program owns ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "TAILSCALE_AUTHKEY",
+            "TAILSCALE_AUTHKEY is set by coral-infra from coral:tailnet.authKey; remove it from env and set coral:tailnet.authKey",
+        ),
+        (
+            "TS_AUTHKEY",
+            "TS_AUTHKEY is set by coral-infra from coral:tailnet.authKey; remove it from env and set coral:tailnet.authKey",
+        ),
+        (
+            "TS_HOSTNAME",
+            "TS_HOSTNAME is set by coral-infra from coral:machines[0].hostname; remove it from env and set coral:machines[0].hostname",
+        ),
+        (
+            "TS_USERSPACE",
+            "TS_USERSPACE is set by coral-infra from coral:machines[0].userspaceNetworking; remove it from env and set coral:machines[0].userspaceNetworking",
+        ),
+        (
+            "TS_EXTRA_ARGS",
+            "TS_EXTRA_ARGS is set by coral-infra from coral:tailnet.loginServer; remove it from env and set coral:tailnet.loginServer",
+        ),
+        (
+            "CORAL_BOOTSTRAP_B64",
+            "CORAL_BOOTSTRAP_B64 is set by coral-infra from coral:machines[0].bootstrap; remove it from env and set coral:machines[0].bootstrap",
+        ),
+        (
+            "TS_STATE_DIR",
+            "TS_STATE_DIR belongs to the bootstrap (coral_infra/bootstrap/start.sh reads every TS_* and CORAL_* variable, and the program sets several); remove it from env: no setting changes it",
+        ),
+        (
+            "CORAL_SSHD_PORT",
+            "CORAL_SSHD_PORT belongs to the bootstrap (coral_infra/bootstrap/start.sh reads every TS_* and CORAL_* variable, and the program sets several); remove it from env: no setting changes it",
+        ),
+    ],
+)
+def test_env_the_program_sets_is_refused_naming_the_setting(name: str, expected: str) -> None:
+    assert only_problem(with_change("machines.0.env", {name: "x"})) == (
+        f"coral:machines[0].env.{name}: {expected}"
+    )
+
+
+def test_every_env_name_the_program_sets_is_reserved() -> None:
+    """The reserved names come from the bootstrap (one truth): whatever pod_env sets, with
+    every option on, and the auth key, is refused in a stack's env."""
+    program_env = bootstrap.pod_env(userspace=True, extra_up_args=["--x=y"], include_script=True)
+    for name in [*program_env, bootstrap.AUTH_KEY_ENV]:
+        problem = only_problem(with_change("machines.0.env", {name: "x"}))
+        assert problem.startswith(f"coral:machines[0].env.{name}: {name} "), problem
+    assert parse_settings(with_change("machines.0.env", {"PUBLIC_KEY": "ssh-ed25519 AAAA"}))
+
+
+def test_userspace_networking_is_a_setting_that_reaches_the_pod() -> None:
+    settings = parse_settings(with_change("machines.0.userspaceNetworking", True))
+    assert pod_spec("dev", settings.machines[0])["env"]["TS_USERSPACE"] == "true"
+    assert "TS_USERSPACE" not in pod_spec("dev", parse_settings(GOOD).machines[0])["env"]
+
+
+def test_the_mount_path_rule_is_the_one_the_guardrails_apply() -> None:
+    assert only_problem(with_change("machines.0.volume.mountPath", "/data")) == (
+        "coral:machines[0].volume.mountPath: got '/data'; the volume must be mounted at "
+        "'/workspace': the tailnet identity lives in /workspace/deps/runtime/tailscale and the "
+        "guardrails refuse any other mount path"
+    )
+    assert (
+        workspace.mount_path_problem("/data")
+        in guardrails.pod_volume_problems({"volume_mount_path": "/data", "volume_gb": 10})[0]
+    )
+    assert parse_settings(with_change("machines.0.volume.mountPath", "/workspace"))
+
+
+def test_a_pod_volume_cannot_be_retained() -> None:
+    config = with_change("machines.0.volume", {"kind": "pod", "retainOnDestroy": True})
+    assert only_problem(config) == (
+        "coral:machines[0].volume.retainOnDestroy: a pod volume (kind: pod) is deleted with its "
+        "pod and cannot be retained; use kind: network (with dataCenter) to keep /workspace, or "
+        "remove retainOnDestroy"
+    )
+
+
+# --- the policy's test users --------------------------------------------------------------------
+
+OWNER_POLICY = {"owner": True, "tests": {"allowed": "ana@corp.io", "denied": "ben@corp.io"}}
+
+
+def test_allowed_and_denied_must_differ() -> None:
+    policy = {**OWNER_POLICY, "tests": {"allowed": "ana@corp.io", "denied": "Ana@corp.io"}}
+    assert only_problem(with_change("tailnet.policy", policy)) == (
+        "coral:tailnet.policy.tests: allowed and denied are both 'ana@corp.io': one user cannot "
+        "be let in and kept out; name a user who may SSH in and a plain member who may not"
+    )
+
+
+@pytest.mark.parametrize(
+    "login",
+    [
+        "owner@example.com",
+        "a@dev.example.org",
+        "a@example.net",
+        "a@corp.example",
+        "a@laptop.test",
+        "a@x.invalid",
+        "a@localhost",
+    ],
+)
+def test_placeholder_logins_are_refused_outside_the_sandbox(login: str) -> None:
+    policy = {**OWNER_POLICY, "tests": {"allowed": login, "denied": "ben@corp.io"}}
+    assert only_problem(with_change("tailnet.policy", policy)) == (
+        f"coral:tailnet.policy.tests: {login!r} is a placeholder (a domain reserved for "
+        "examples): no tailnet has such a user, so the tailnet's own test run would reject the "
+        "policy at `up`; set allowed and denied to two real logins of your tailnet (admin "
+        "console -> Users)"
+    )
+
+
+@pytest.mark.parametrize("login_server", ["http://127.0.0.1:8080", "http://localhost:9000"])
+def test_the_local_sandbox_may_use_example_logins(login_server: str) -> None:
+    """A loopback control plane is the local sandbox: its headscale has these users."""
+    tailnet = {
+        "loginServer": login_server,
+        "policy": {
+            **OWNER_POLICY,
+            "tests": {"allowed": "o@example.com", "denied": "m@example.com"},
+        },
+    }
+    config = {**GOOD, "coral:tailnet": tailnet}
+    assert parse_settings(config).tailnet.is_sandbox
+
+
+def test_real_looking_logins_pass() -> None:
+    assert parse_settings(with_change("tailnet.policy", OWNER_POLICY)).tailnet.policy.tests
+
+
+# --- who the SSH config logs in as ---------------------------------------------------------------
+
+
+def test_check_rules_let_in_root_only_unless_the_stack_lists_more() -> None:
+    check = parse_settings(with_change("tailnet.ssh", {"action": "check"})).tailnet.ssh
+    assert check.users == ["root"]
+    accept = parse_settings(GOOD).tailnet.ssh
+    assert accept.users == ["root", "autogroup:nonroot"]
+    more = {"action": "check", "users": ["root", "ubuntu"]}
+    assert parse_settings(with_change("tailnet.ssh", more)).tailnet.ssh.users == ["root", "ubuntu"]
+
+
+@pytest.mark.parametrize(
+    ("users", "login"),
+    [(["root", "autogroup:nonroot"], "root"), (["autogroup:nonroot", "ubuntu"], "ubuntu")],
+)
+def test_login_user_is_one_the_policy_allows(users: list[str], login: str) -> None:
+    ssh = {"action": "accept", "users": users}
+    assert parse_settings(with_change("tailnet.ssh", ssh)).tailnet.ssh.login_user == login
+
+
+def test_nonroot_alone_names_no_user_to_log_in_as() -> None:
+    ssh = {"action": "accept", "users": ["autogroup:nonroot"]}
+    assert only_problem(with_change("tailnet.ssh", ssh)) == (
+        "coral:tailnet.ssh.users: got ['autogroup:nonroot']: 'autogroup:nonroot' names no user "
+        "the SSH config block and the `tailscale ssh` command can log in as; add that user by "
+        "name (e.g. [autogroup:nonroot, ubuntu])"
+    )
+
+
+# --- partial parses feed the later checks -------------------------------------------------------
+
+
+def test_valid_parts_of_a_broken_config_are_kept() -> None:
+    config = copy.deepcopy(GOOD)
+    config["coral:machines"] = [
+        {"hostname": "Bad_Host", "volume": {"kind": "pod"}},
+        {"hostname": "good", "volume": {"kind": "pod"}},
+    ]
+    parsed = read_settings(config)
+    assert parsed.settings is None
+    assert str(parsed.problems[0]).startswith("coral:machines[0].hostname")
+    assert parsed.machines[0] is None
+    assert parsed.machines[1] is not None and parsed.machines[1].hostname == "good"
+    assert parsed.tailnet is not None and parsed.tailnet.machine_tag == "tag:coral-machine"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "config:\n  coral:tailnet: {machineTag: [\n",
+            "stack file: not valid YAML at line 3, column 1: expected the node content, but "
+            "found '<stream end>'",
+        ),
+        ("config:\n  - a\n", "stack file: `config:` must be a mapping of keys to values"),
+    ],
+)
+def test_a_stack_file_that_is_not_one_says_where(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.t.yaml").write_text(text)
+    with pytest.raises(SettingsError) as caught:
+        load_stack("t", tmp_path)
+    assert str(caught.value) == f"1 problem(s) in stacks/Pulumi.t.yaml:\n  - {expected}"

@@ -18,12 +18,18 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from coral_infra.workspace import STATE_DIR
+
 SCRIPT_PATH = Path(__file__).with_name("start.sh")
 DOCKERFILE_PATH = Path(__file__).with_name("Dockerfile")
 
 AUTH_KEY_ENV = "TAILSCALE_AUTHKEY"
 SCRIPT_ENV = "CORAL_BOOTSTRAP_B64"
-DEFAULT_STATE_DIR = "/workspace/deps/runtime/tailscale"
+# start.sh reads its settings from TS_* (containerboot's names) and CORAL_* variables and the
+# auth key from AUTH_KEY_ENV; pod_env sets several of them. A pod's own env must leave all of
+# them to the program: a user value would silently change what the bootstrap does, or lose.
+RESERVED_ENV_PREFIXES = ("TS_", "CORAL_")
+DEFAULT_STATE_DIR = STATE_DIR
 DEFAULT_HOSTNAME = "coral-machine"
 DEFAULT_SSHD_PORT = 2222
 DEFAULT_SCRIPT_DEST = "/tmp/coral-start.sh"
@@ -124,6 +130,11 @@ def pod_env(
         env[SCRIPT_ENV] = base64.b64encode(SCRIPT_PATH.read_bytes()).decode("ascii")
     check_pod_fields(env)
     return env
+
+
+def is_reserved_env(name: str) -> bool:
+    """Whether the bootstrap or the program owns this env name (see RESERVED_ENV_PREFIXES)."""
+    return name == AUTH_KEY_ENV or name.startswith(RESERVED_ENV_PREFIXES)
 
 
 def check_pod_fields(env: Mapping[str, str]) -> None:

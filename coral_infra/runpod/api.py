@@ -565,10 +565,23 @@ def wait_for_pod(pod_id: str) -> PodInfo:
             return pod
         if time.monotonic() + timing.poll_interval > deadline:
             raise RunPodUnavailableError(
-                f"pod {pod_id} did not reach RUNNING within {timing.start_deadline:g} s "
-                f"(status {pod.desired_status or 'unknown'})"
+                f"pod {pod_id} did not start its container within {timing.start_deadline:g} s: "
+                f"{reached_state(pod)}"
             )
         time.sleep(timing.poll_interval)
+
+
+def reached_state(pod: PodInfo) -> str:
+    """Where a pod that is not running got to, in the words of what to do next."""
+    if pod.desired_status == "RUNNING":
+        return (
+            "RunPod reports it RUNNING (a host is assigned) but its container has no runtime "
+            "yet: the image is still being pulled, or the container exits at start (see the "
+            "pod's logs in RunPod's console)"
+        )
+    if pod.desired_status:
+        return f"it reached {pod.desired_status}, not RUNNING"
+    return "RunPod reports no status for it"
 
 
 def edit_pod(pod_id: str, spec: PodSpec) -> None:

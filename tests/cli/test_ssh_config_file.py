@@ -36,7 +36,7 @@ def outputs(stack: str, hostnames: dict[str, str]) -> dict[str, Any]:
             "deviceId": f"{i}0000",
             "magicDnsName": fqdn,
             "tailscaleIps": [f"100.64.0.{i}"],
-            "sshConfig": ssh_config_block(host, fqdn),
+            "sshConfig": ssh_config_block(host, fqdn, "root"),
         }
         for i, (host, fqdn) in enumerate(hostnames.items(), start=1)
     }
@@ -141,7 +141,7 @@ def test_two_stacks_side_by_side(tmp_path: Path) -> None:
     assert text.startswith(USER_CONFIG)
     assert text.endswith(
         "# >>> coral-infra dev >>>\n"
-        + ssh_config_block("coral-dev", DEV["coral-dev"])
+        + ssh_config_block("coral-dev", DEV["coral-dev"], "root")
         + "# <<< coral-infra dev <<<\n"
     )
 

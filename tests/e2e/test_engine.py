@@ -153,12 +153,27 @@ def test_pod_terminated_out_of_band_comes_back_as_the_same_machine(
 
 
 def test_prod_preview_runs_against_the_standins_only(sandbox: Sandbox) -> None:
+    """The repository's prod stack in the sandbox. A second owner of the sandbox's tailnet is
+    refused from the stack files before anything is created; once the sandbox's own stack
+    hands the policy over, prod previews its policy, key and machine."""
     stack = sandbox.stack
     before = len(sandbox.tailscale_api.calls)
+    owner = ("config", "set", "--stack", stack, "--path", "coral:tailnet.policy.owner")
     try:
         sandbox.use_stack("prod")
+        refused = sandbox.pulumi("preview", "--suppress-progress", check=False)
+        assert refused.returncode != 0
+        assert (
+            f"coral:tailnet.policy.owner: stack 'prod' and '{stack}' all own the policy of "
+            f"tailnet '-' on {sandbox.headscale.url}"
+        ) in refused.stdout, refused.stdout
+        assert "coral:index:Machine" not in refused.stdout
+
+        sandbox.pulumi(*owner, "false")
         preview = sandbox.pulumi("preview", "--suppress-progress")
     finally:
+        sandbox.pulumi(*owner, "true")
+        sandbox.pulumi("stack", "rm", "prod", "--yes", "--force", check=False)
         sandbox.use_stack(stack)
     assert "coral:index:Machine" in preview.stdout
     assert "tailscale:index:Acl" in preview.stdout
@@ -220,7 +235,10 @@ def test_an_owner_stack_on_a_tailnet_with_a_custom_policy_needs_overwrite_existi
     up = ["up", "--yes", "--skip-preview", "--suppress-progress"]
     for target in targets:
         up += ["--target", target]
+    owner = ("config", "set", "--stack", stack, "--path", "coral:tailnet.policy.owner")
     try:
+        # One owner per tailnet: the destroyed sandbox stack hands the policy over first.
+        sandbox.pulumi(*owner, "false")
         sandbox.use_stack("adopt", source=SANDBOX_STACK)
         refused = sandbox.pulumi(*up, check=False)
         assert refused.returncode != 0
@@ -232,6 +250,7 @@ def test_an_owner_stack_on_a_tailnet_with_a_custom_policy_needs_overwrite_existi
         assert sandbox.tailscale_api.calls[-1] == ("POST", "/tailnet/-/acl")
         sandbox.pulumi("destroy", "--yes", "--skip-preview", "--suppress-progress")
     finally:
+        sandbox.pulumi(*owner, "true")
         sandbox.use_stack(stack)
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from coral_infra.policy import Environment, environment_rules, policy_for_stack,
 from coral_infra.runpod.pod import INPUTS, OUTPUTS, Pod
 from coral_infra.settings import load_stack
 from coral_infra.tailnet import SECONDS_PER_DAY
+from coral_infra.workspace import mount_path_problem
 from policypack import guardrails
 from policypack.guardrails import (
     auth_key_problems,
@@ -160,8 +164,12 @@ def test_network_volume_created_in_the_same_update_counts() -> None:
         ("dev", {"volume_gb": 0}, "the pod has no volume"),
         ("prod", {"network_volume_id": None}, "the pod has no volume"),
         ("prod", {"network_volume_id": ""}, "the pod has no volume"),
-        ("dev", {"volume_mount_path": "/runpod-volume"}, "volume_mount_path must be '/workspace'"),
-        ("prod", {"volume_mount_path": None}, "volume_mount_path must be '/workspace'"),
+        (
+            "dev",
+            {"volume_mount_path": "/runpod-volume"},
+            "the volume must be mounted at '/workspace'",
+        ),
+        ("prod", {"volume_mount_path": None}, "the volume must be mounted at '/workspace'"),
     ],
 )
 def test_pod_volume_violations(stack: str, change: dict[str, Any], fragment: str) -> None:
@@ -389,3 +397,32 @@ def test_unconfigured_production_stack_fails_closed() -> None:
     assert run_policy("prod-ssh-check-mode", guardrails.ACL_TYPE, acl, "prod", config) == [
         "production stack 'prod' has no machine tag in the pack config (machineTags); cannot check that its SSH is in check mode"
     ]
+
+
+def test_the_mount_path_rule_is_the_settings_rule_even_in_the_packs_own_venv(
+    tmp_path: Path,
+) -> None:
+    """The engine runs the pack in policypack/venv, where coral_infra is not installed: the
+    pack then loads coral_infra/workspace.py (standard library only) from the checkout beside
+    it, never a copy of the rule. Simulated by hiding the installed package."""
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "policypack").mkdir()
+    (tmp_path / "coral_infra").mkdir()
+    shutil.copy(repo / "policypack" / "guardrails.py", tmp_path / "policypack")
+    shutil.copy(repo / "coral_infra" / "workspace.py", tmp_path / "coral_infra")
+    (tmp_path / "coral_infra" / "__init__.py").write_text("")
+    probe = (
+        "import sys\n"
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        f"sys.path = [{str(tmp_path / 'policypack')!r}] + [p for p in sys.path if p not in ('', {str(repo)!r})]\n"
+        "import guardrails\n"
+        "print(guardrails.mount_path_problem.__code__.co_filename)\n"
+        "print(guardrails.pod_volume_problems({'volume_mount_path': '/data', 'volume_gb': 1})[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    source, problem = done.stdout.splitlines()
+    assert source == str(tmp_path / "coral_infra" / "workspace.py")
+    assert problem == f"volume_mount_path: {mount_path_problem('/data')}"

@@ -6,6 +6,8 @@ stand-in is the one whose id the provider returned, or there is none.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from coral_infra.runpod import api
@@ -78,10 +80,34 @@ def test_real_capacity_shortage_is_reported(standin: RunPodStandin) -> None:
 
 def test_pod_that_never_runs_is_terminated_before_create_fails(standin: RunPodStandin) -> None:
     standin.never_running = True
-    with pytest.raises(api.RunPodUnavailableError, match=r"did not reach RUNNING.*was terminated"):
+    with pytest.raises(api.RunPodUnavailableError) as caught:
         PodProvider().create(pod_props())
+    [pod] = standin.pods(include_terminated=True)
+    # The state the pod reached, not a contradiction ("did not reach RUNNING (status RUNNING)").
+    assert str(caught.value) == (
+        f"pod {pod.id} did not start its container within 0.3 s: RunPod reports it RUNNING (a "
+        "host is assigned) but its container has no runtime yet: the image is still being "
+        "pulled, or the container exits at start (see the pod's logs in RunPod's console); pod "
+        f"{pod.id} was terminated so nothing is left running"
+    )
     assert_only_tracked(standin, None)
     assert [pod.desired_status for pod in standin.pods(include_terminated=True)] == ["TERMINATED"]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("EXITED", "it reached EXITED, not RUNNING"),
+        ("", "RunPod reports no status for it"),
+    ],
+)
+def test_the_start_deadline_names_the_state_reached(status: str, expected: str) -> None:
+    pod = api.PodInfo(
+        **{**{f.name: None for f in dataclasses.fields(api.PodInfo)}, "id": "p1", "name": "n"},
+    )
+    assert api.reached_state(dataclasses.replace(pod, desired_status=status, running=False)) == (
+        expected
+    )
 
 
 def test_pod_vanishing_while_starting_fails_clearly(

@@ -10,9 +10,10 @@ import pulumi
 import pytest
 
 from coral_infra.device import Device, DeviceArgs, StaleDeviceError
-from coral_infra.policy import PolicyError, environment_rules, policy_for_stack
+from coral_infra.policy import PolicyError, RenderedPolicy, environment_rules, policy_for_stack
+from coral_infra.preflight import OwnerView
 from coral_infra.settings import Settings, load_stack, parse_settings
-from coral_infra.tailnet import Tailnet, TailnetArgs
+from coral_infra.tailnet import Tailnet, TailnetArgs, policy_targets
 
 from .harness import (
     AUTH_KEY,
@@ -31,7 +32,7 @@ KEY = "tailscale:index/tailnetKey:TailnetKey"
 DNS = "tailscale:index/dnsPreferences:DnsPreferences"
 
 
-def tailnet_program(stack: str, settings: Settings) -> Any:
+def tailnet_program(stack: str, settings: Settings, owner: OwnerView | None = None) -> Any:
     def program() -> Any:
         tailnet = Tailnet(
             "tailnet",
@@ -39,6 +40,7 @@ def tailnet_program(stack: str, settings: Settings) -> Any:
                 settings=settings.tailnet,
                 stack=stack,
                 hostnames=[m.hostname for m in settings.machines],
+                owner=owner,
             ),
         )
 
@@ -121,6 +123,61 @@ def test_dev_fails_before_creating_a_key_when_its_rules_are_missing() -> None:
     assert mocks.by_type(KEY) == []
 
 
+def prod_view() -> OwnerView:
+    """prod as dev's preflight finds it: the owner, rendering dev's rules from this commit."""
+    return OwnerView("prod", RenderedPolicy(policy_for_stack("prod"), ()))
+
+
+def test_dev_preview_compares_with_the_owners_rendering_when_the_live_policy_lacks_its_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pull request changing dev's rules: the live policy has the old ones, prod renders
+    the new ones from the same commit, and its policy step runs before dev's `up`."""
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warnings.append(message))
+    live = policy_for_stack("prod")
+    live["ssh"] = [r for r in live["ssh"] if r["dst"] != ["tag:coral-dev"]]
+    mocks = TailnetMocks(live_policy=live)
+    run(mocks, tailnet_program("dev", load_stack("dev"), prod_view()), stack="dev", preview=True)
+    assert mocks.one(KEY)["tags"] == ["tag:coral-dev"]
+    (warning,) = warnings
+    assert warning.startswith("the live tailnet policy lacks stack 'dev''s rules (ssh: no rule ")
+    assert warning.endswith(
+        "stack 'prod', which owns the policy, renders them from this commit and its update "
+        "adds them: run its policy step before `up` of this stack (the deploy workflow does)"
+    )
+
+
+def test_dev_up_still_stops_and_names_the_owners_policy_step() -> None:
+    live = policy_for_stack("prod")
+    live["ssh"] = [r for r in live["ssh"] if r["dst"] != ["tag:coral-dev"]]
+    mocks = TailnetMocks(live_policy=live)
+    with pytest.raises(Exception) as error:
+        run(mocks, tailnet_program("dev", load_stack("dev"), prod_view()), stack="dev")
+    message = str(raised(PolicyError, error.value))
+    targets = " ".join(f"--target '{urn}'" for urn in policy_targets("prod"))
+    assert message.endswith(
+        "Stack 'prod' owns the tailnet policy and renders these rules from this commit: its "
+        "policy step must run first (the deploy workflow's `policy` job does): `pulumi up "
+        f"--stack prod {targets}`, then `pulumi up --stack dev` again."
+    )
+    assert mocks.by_type(KEY) == []
+
+
+def test_dev_preview_fails_when_the_owner_does_not_render_its_rules_either() -> None:
+    stale = policy_for_stack("prod")
+    stale["ssh"] = [r for r in stale["ssh"] if r["dst"] != ["tag:coral-dev"]]
+    mocks = TailnetMocks(live_policy=stale)
+    view = OwnerView("prod", RenderedPolicy(stale, ()))
+    with pytest.raises(Exception) as error:
+        run(mocks, tailnet_program("dev", load_stack("dev"), view), stack="dev", preview=True)
+    message = str(raised(PolicyError, error.value))
+    assert message.endswith(
+        "Stack 'prod' owns the tailnet policy, but its rendering from this commit lacks them "
+        "too; fix that first."
+    )
+
+
 def test_dev_check_runs_in_preview_too() -> None:
     mocks = TailnetMocks(live_policy={})
     with pytest.raises(Exception) as error:
@@ -138,9 +195,7 @@ def settings_with(tailnet: dict[str, Any]) -> Settings:
     )
 
 
-OWNER = {
-    "policy": {"owner": True, "tests": {"allowed": "o@example.com", "denied": "m@example.com"}}
-}
+OWNER = {"policy": {"owner": True, "tests": {"allowed": "o@corp.io", "denied": "m@corp.io"}}}
 
 
 @pytest.mark.parametrize("magic_dns", [True, False])

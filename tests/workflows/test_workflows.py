@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from coral_infra.settings import load_stack
+from coral_infra.tailnet import policy_targets
 from standins.tailnet_testbed import BinariesUnavailable, run_build_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,18 +150,40 @@ def test_pull_requests_preview_each_listed_stack_with_policies_and_a_comment() -
     assert job["env"]["TAILSCALE_OAUTH_CLIENT_SECRET"].startswith("${{ secrets.TAILSCALE_PREVIEW")
 
 
-def test_main_deploys_dev_then_prod_behind_approval() -> None:
+def deploy_order(deploy: dict[str, Any]) -> list[str]:
+    """The jobs of a workflow in the order `needs` runs them (each job after all it needs)."""
+    jobs = deploy["jobs"]
+    order: list[str] = []
+    while len(order) < len(jobs):
+        ready = sorted(
+            name
+            for name, job in jobs.items()
+            if name not in order and set(job.get("needs", [])) <= set(order)
+        )
+        assert len(ready) == 1, f"jobs run in parallel or wait on each other: {ready}"
+        order += ready
+    return order
+
+
+def test_main_deploys_the_policy_then_dev_then_prod_behind_approval() -> None:
     deploy = workflow("deploy.yml")
     assert deploy["on"] == {"push": {"branches": ["main"]}}
     assert deploy["concurrency"]["cancel-in-progress"] is False
-    dev, prod = deploy["jobs"]["dev"], deploy["jobs"]["prod"]
-    assert prod["needs"] == ["dev"]
-    assert prod["environment"] == "production"
-    for job, stack in ((dev, "dev"), (prod, "prod")):
-        (step,) = pulumi_steps(job)
+    assert deploy_order(deploy) == ["policy", "dev", "prod"]
+    jobs = deploy["jobs"]
+    assert jobs["policy"]["environment"] == jobs["prod"]["environment"] == "production"
+    for name, stack in (("policy", "prod"), ("dev", "dev"), ("prod", "prod")):
+        (step,) = pulumi_steps(jobs[name])
         assert step["with"]["command"] == "up"
         assert step["with"]["stack-name"].endswith(f"'{stack}' }}}}")
         assert step["with"]["policyPacks"] == "policypack"
+    (policy,) = pulumi_steps(jobs["policy"])
+    # Exactly the owner's Acl and what is above it, as the program names them.
+    assert policy["with"]["target"].split() == policy_targets("prod")
+    assert "target" not in pulumi_steps(jobs["dev"])[0]["with"]
+    assert "target" not in pulumi_steps(jobs["prod"])[0]["with"]
+    assert load_stack("prod").tailnet.policy.owner
+    assert load_stack("prod").tailnet.policy.environments == ["dev"]
 
 
 def test_destroy_is_manual_per_stack_and_confirmed() -> None:

@@ -3,10 +3,17 @@
 import pulumi
 
 from coral_infra.machine import Machine, MachineArgs
+from coral_infra.runpod.catalog import EngineConfig, checked_against_catalog
 from coral_infra.settings import load_from_engine
 from coral_infra.tailnet import Tailnet, TailnetArgs
 
 settings = load_from_engine()
+# Before any resource: an unknown GPU type or data center stops here, even on --skip-preview.
+catalog = checked_against_catalog(settings, EngineConfig())
+for warning in catalog.warnings:
+    pulumi.log.warn(warning)
+for price in catalog.prices:
+    pulumi.log.info(str(price))
 stack = pulumi.get_stack()
 tailnet = Tailnet(
     "tailnet",

@@ -15,7 +15,7 @@ import pulumi
 
 from coral_infra import bootstrap
 from coral_infra.device import Device, DeviceArgs
-from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs
+from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs, api
 from coral_infra.settings import MachineSettings, TailnetSettings
 from coral_infra.ssh_config import ssh_config_block
 
@@ -133,6 +133,7 @@ class Machine(pulumi.ComponentResource):
                 machine_tag=args.tailnet.machine_tag,
                 wait_for=args.tailnet.device_wait,
                 joined_after=pod.id,
+                pod_log=api.log_excerpt,
             ),
             child,
         )

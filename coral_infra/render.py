@@ -4,7 +4,9 @@
 
 It runs the same validation, policy rendering and pod specs as `pulumi up`, so a stack that
 renders cleanly here fails in `up` only on what needs the live APIs (capacity, credentials, the
-live tailnet policy).
+live tailnet policy). With RUNPOD_API_KEY in the environment (and only then) it also reads
+RunPod's catalog once, through the API the stack uses: GPU types and data centers are checked
+as in `pulumi up`, and each machine's price per hour is shown.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from coral_infra import bootstrap
 from coral_infra.machine import network_volume_spec, pod_spec
 from coral_infra.policy import Environment, PolicyError, environment_rules, render_owner_policy
+from coral_infra.runpod import api
+from coral_infra.runpod.catalog import checked_against_catalog
 from coral_infra.settings import Settings, SettingsError, load_stack
 from coral_infra.ssh_config import ssh_config_block
 
@@ -85,14 +89,29 @@ def _ssh_section(settings: Settings) -> str:
     )
 
 
+def _price_section(settings: Settings) -> str:
+    """RunPod's list price per machine; the catalog is read only when a key is available."""
+    config = {api.API_CONFIG: {"api": settings.runpod.api}}
+    report = checked_against_catalog(settings, config)
+    lines = [f"note: {warning}" for warning in report.warnings if api.has_key()]
+    lines += [str(price) for price in report.prices]
+    if not api.has_key():
+        lines.append(
+            f"set {api.API_KEY_ENV} to check GPU types and data centers against RunPod's "
+            "catalog and show each machine's price (one API call; none without a key)"
+        )
+    return _section(f"price per hour (RunPod API: {settings.runpod.api})", "\n".join(lines))
+
+
 def render(stack: str) -> str:
-    """The whole offline report for one stack."""
+    """The whole report for one stack (offline unless RUNPOD_API_KEY is set)."""
     settings = load_stack(stack)
     return "\n".join(
         [
             _policy_section(stack, settings),
             _auth_key_section(settings),
             _pod_section(stack, settings),
+            _price_section(settings),
             _ssh_section(settings),
         ]
     )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from standins.pod_runtime import PodRuntime, PodRuntimeError
+from standins.runpod_account import PodSpec
 from standins.runpod_api import RunPodStandin
 
 # Writes a line per start into the volume, then stays up like a container's main process.
@@ -40,17 +41,18 @@ def runpod(tmp_path: Path) -> Iterator[RunPodStandin]:
 
 
 def deploy(runpod: RunPodStandin, **extra: Any) -> str:
-    spec = {
-        "name": "coral-machine-test",
-        "imageName": "runpod/base:test",
-        "gpuTypeId": "NVIDIA A40",
-        "gpuCount": 1,
-        "volumeMountPath": "/workspace",
-        "dockerArgs": START,
-        "env": [{"key": "GREETING", "value": "hello"}],
-        **extra,
-    }
-    return str(runpod.podFindAndDeployOnDemand(None, spec)["id"])
+    spec = PodSpec(
+        **{
+            "name": "coral-machine-test",
+            "image": "runpod/base:test",
+            "gpu_type_id": "NVIDIA A40",
+            "volume_mount_path": "/workspace",
+            "docker_args": START,
+            "env": {"GREETING": "hello"},
+            **extra,
+        }
+    )
+    return runpod.create_pod(spec).id
 
 
 def starts(runtime: PodRuntime, pod_id: str, volume_id: str | None = None) -> list[str]:
@@ -74,11 +76,11 @@ def test_stop_kills_and_resume_restarts_on_the_same_volume(runpod: RunPodStandin
     wait_until("first start", lambda: len(starts(runtime, pod_id)) == 1)
     first = runtime.pid(pod_id)
 
-    runpod.podStop(None, {"podId": pod_id})
+    runpod.stop_pod(runpod.live_pod(pod_id))
     assert runtime.pid(pod_id) is None
     assert first is not None and not Path(f"/proc/{first}").exists()
 
-    runpod.podResume(None, {"podId": pod_id, "gpuCount": 1})
+    runpod.start_pod(runpod.live_pod(pod_id))
     wait_until("second start", lambda: len(starts(runtime, pod_id)) == 2)
     assert runtime.pid(pod_id) not in (None, first)
 
@@ -86,22 +88,20 @@ def test_stop_kills_and_resume_restarts_on_the_same_volume(runpod: RunPodStandin
 def test_terminate_drops_a_pod_volume_but_not_a_network_volume(runpod: RunPodStandin) -> None:
     runtime = runpod.runtime
     assert runtime is not None
-    volume = runpod.createNetworkVolume(
-        None, {"name": "ws", "size": 10, "dataCenterId": "EU-RO-1"}
-    )["id"]
-    on_network = deploy(runpod, networkVolumeId=volume)
+    volume = runpod.create_volume("ws", 10, "EU-RO-1").id
+    on_network = deploy(runpod, network_volume_id=volume)
     on_pod_volume = deploy(runpod, name="other")
     wait_until("both started", lambda: starts(runtime, on_network, volume) == ["hello 0"])
     wait_until("both started", lambda: starts(runtime, on_pod_volume) == ["hello 0"])
 
-    runpod.podTerminate(None, {"podId": on_network})
-    runpod.podTerminate(None, {"podId": on_pod_volume})
+    runpod.terminate_pod(runpod.live_pod(on_network))
+    runpod.terminate_pod(runpod.live_pod(on_pod_volume))
 
     assert runtime.pid(on_network) is None and runtime.pid(on_pod_volume) is None
     assert starts(runtime, on_network, volume) == ["hello 0"]
     assert not runtime.volume_dir(on_pod_volume, None).exists()
 
-    again = deploy(runpod, name="again", networkVolumeId=volume)
+    again = deploy(runpod, name="again", network_volume_id=volume)
     wait_until(
         "a new pod on the same network volume", lambda: len(starts(runtime, again, volume)) == 2
     )

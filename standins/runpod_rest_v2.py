@@ -124,11 +124,10 @@ class RestV2Api:
         self.account.record(Call(op, text, "v2"))
         principal = self.account.authenticate(request.headers.get("Authorization"))
         if principal is None:
-            detail = (
-                "missing bearer token"
-                if not request.headers.get("Authorization")
-                else ("invalid API key")
-            )
+            detail = "invalid API key"
+            if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+                detail = "missing bearer token"
+                self.document.record_request(request, op, detail)
             return self._answer(request, op, _problem(Problem(401, detail)), rate_limited=False)
         fault = self.account.take_fault([op], "v2")
         if fault is not None and fault.kind == "rate_limit":

@@ -288,6 +288,11 @@ class RunPodStandin(RunPodAccount):
                         self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+                if reply.stream is not None:
+                    getattr(reply.stream, "close", lambda: None)()
+                    # A body without a length ends with the connection (whatever the
+                    # stream's own `Connection: keep-alive` header made send_header think).
+                    self.close_connection = True
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 

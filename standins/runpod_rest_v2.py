@@ -188,8 +188,25 @@ class RestV2Api:
         """The reply with its rate-limit headers, checked against the document."""
         if rate_limited:
             reply.headers.update(self._rate_limit_headers())
-        self.document.check_response(request, op, reply)
+        if reply.stream is None:
+            self.document.check_response(request, op, reply)
+        else:
+            reply.stream = self._checked_stream(request, op, reply, reply.stream)
         return reply
+
+    def _checked_stream(
+        self, request: HttpRequest, op: str, reply: HttpReply, chunks: Iterator[bytes]
+    ) -> Iterator[bytes]:
+        """Passes the stream on; when it ends (or the client left), checks all it sent."""
+        sent = [reply.body]
+        try:
+            for chunk in chunks:
+                sent.append(chunk)
+                yield chunk
+        finally:
+            whole = HttpReply(reply.status, b"".join(sent), reply.content_type, reply.headers)
+            whole.stream = iter(())
+            self.document.check_response(request, op, whole)
 
     def _rate_limit_headers(self) -> dict[str, str]:
         now = time.monotonic()
@@ -595,8 +612,11 @@ def _event(line: LogLine) -> bytes:
     return f"id: {line.ts}\ndata: {data}\n\n".encode()
 
 
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _instant(value: str | datetime) -> datetime:
+    """A log cursor: `since` arrives parsed (format date-time), Last-Event-ID as text."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _level(free: int, count: int) -> str:

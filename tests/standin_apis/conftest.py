@@ -34,6 +34,7 @@ class RunPodClient:
         api_key: str | None = "",
         data: bytes | None = None,
         timeout: float = 10.0,
+        stream: bool = False,
     ) -> requests.Response:
         key = self.api_key if api_key == "" else api_key
         headers = self.headers(key)
@@ -47,6 +48,7 @@ class RunPodClient:
             params=params,
             headers=headers,
             timeout=timeout,
+            stream=stream,
         )
 
     def graphql(self, query: str, *, api_key: str | None = "") -> dict[str, Any]:
@@ -103,3 +105,21 @@ def runpod() -> Iterator[RunPodStandin]:
 @pytest.fixture
 def client(runpod: RunPodStandin) -> RunPodClient:
     return RunPodClient(runpod.url)
+
+
+def read_events(response: requests.Response, count: int) -> list[dict[str, Any]]:
+    """The first `count` Server-Sent Events of a streamed response: id and JSON data each."""
+    events: list[dict[str, Any]] = []
+    event: dict[str, Any] = {}
+    for raw in response.iter_lines(chunk_size=1, decode_unicode=True):
+        if raw.startswith("id: "):
+            event["id"] = raw.removeprefix("id: ")
+        elif raw.startswith("data: "):
+            event["data"] = json.loads(raw.removeprefix("data: "))
+        elif raw == "" and event:
+            events.append(event)
+            event = {}
+            if len(events) == count:
+                break
+    response.close()
+    return events

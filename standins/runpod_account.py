@@ -16,6 +16,7 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -288,6 +289,14 @@ class RunPodAccount:
             return 0
         return self.free_gpus.get(offer.id, 0)
 
+    def cuda_matches(
+        self, offer: GpuTypeOffer, allowed: Sequence[str] | None, minimum: str | None
+    ) -> bool:
+        """Whether this GPU type's machines have a CUDA version in `allowed` and >= `minimum`."""
+        return (not allowed or offer.cuda_version in allowed) and (
+            minimum is None or version_tuple(offer.cuda_version) >= version_tuple(minimum)
+        )
+
     def live_pod(self, pod_id: str) -> StandinPod:
         with self._lock:
             pod = self._state.pods.get(pod_id)
@@ -336,12 +345,7 @@ class RunPodAccount:
                         f"not in {', '.join(candidates)}",
                     )
                 candidates = (volume.data_center_id,)
-            cuda_ok = (
-                not spec.allowed_cuda_versions or offer.cuda_version in spec.allowed_cuda_versions
-            ) and (
-                spec.min_cuda_version is None
-                or version_tuple(offer.cuda_version) >= version_tuple(spec.min_cuda_version)
-            )
+            cuda_ok = self.cuda_matches(offer, spec.allowed_cuda_versions, spec.min_cuda_version)
             placed = [
                 dc for dc in candidates if cuda_ok and self.free_in(offer, dc) >= spec.gpu_count
             ]
@@ -412,22 +416,22 @@ class RunPodAccount:
 
     def stop_pod(self, pod: StandinPod) -> StandinPod:
         with self._lock:
-            if pod.desired_status == "RUNNING":
-                self.free_gpus[pod.gpu_type_id] += pod.gpu_count
-            pod.desired_status, pod.started_at, pod.started_wall = "EXITED", None, None
-            self.system_log(pod.id, "stop pod")
+            self._halt(pod, "EXITED", "stop pod")
             if self.runtime is not None:
                 self.runtime.stop(pod.id)
             return pod
 
     def terminate_pod(self, pod: StandinPod) -> None:
         with self._lock:
-            if pod.desired_status == "RUNNING":
-                self.free_gpus[pod.gpu_type_id] += pod.gpu_count
-            pod.desired_status, pod.started_at, pod.started_wall = "TERMINATED", None, None
-            self.system_log(pod.id, "terminate pod")
+            self._halt(pod, "TERMINATED", "terminate pod")
             if self.runtime is not None:
                 self.runtime.terminate(pod.id, pod.network_volume_id)
+
+    def _halt(self, pod: StandinPod, status: str, line: str) -> None:
+        if pod.desired_status == "RUNNING":
+            self.free_gpus[pod.gpu_type_id] += pod.gpu_count
+        pod.desired_status, pod.started_at, pod.started_wall = status, None, None
+        self.system_log(pod.id, line)
 
     def _boot(self, pod: StandinPod) -> None:
         pod.desired_status = "RUNNING"

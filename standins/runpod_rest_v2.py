@@ -28,13 +28,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
+from standins import runpod_catalog
 from standins.runpod_account import (
     NO_CAPACITY,
     NO_FREE_GPU,
     SOMETHING_WENT_WRONG,
     AccountError,
-    GpuTypeOffer,
     LogLine,
     PodSpec,
     PodStatus,
@@ -43,7 +44,6 @@ from standins.runpod_account import (
     StandinVolume,
     env_mapping,
     rfc3339,
-    version_tuple,
 )
 from standins.runpod_api import BAD_GATEWAY_HTML, Call, HttpReply, HttpRequest, echo
 from standins.runpod_openapi import PROBLEM_JSON, CheckedRequest, OpenApiDocument, Problem
@@ -63,19 +63,6 @@ POD_SCOPED_OPS = {"getPod", "updatePod", "deletePod", "podAction", "getPodLogs"}
 RATE_LIMIT_POLICY = (("minute", 600, 60), ("hour", 20000, 3600), ("day", 200000, 86400))
 DEFAULT_DISK_GB = 50
 LOG_POLL_S = 0.2
-
-# Data centers the stand-in knows by name; others get their id as name and a region from it.
-_DATA_CENTER_NAMES = {
-    "EU-RO-1": "EU Romania 1",
-    "EU-CZ-1": "EU Czech Republic 1",
-    "EU-SE-1": "EU Sweden 1",
-    "EU-NL-1": "EU Netherlands 1",
-    "US-TX-3": "US Texas 3",
-    "US-KS-2": "US Kansas 2",
-    "US-CA-2": "US California 2",
-    "US-GA-1": "US Georgia 1",
-}
-_REGIONS = {"EU": "EUROPE", "US": "NORTH_AMERICA", "CA": "NORTH_AMERICA", "AP": "ASIA"}
 
 Result = tuple[int, Any] | HttpReply
 
@@ -477,114 +464,14 @@ class RestV2Api:
         self.account.delete_volume(self.account.live_volume(checked.path_params["id"]))
         return 204, None
 
-    # --- catalog ------------------------------------------------------------------------
+    # --- catalog (standins/runpod_catalog.py) -------------------------------------------
 
-    def list_gpu_types(self, checked: CheckedRequest, _request: HttpRequest) -> Result:
-        query = checked.query
-        availability = "AVAILABILITY" in query.get("include", [])
-        scoped = {"count", "cloud", "countryCodes", "cudaVersions", "minCudaVersion"}
-        if not availability and ("product" in query or scoped & set(_given(_request))):
-            raise AccountError(
-                "invalid",
-                "product, count, cloud, countryCodes and CUDA filters need include=AVAILABILITY",
-            )
-        if availability and "product" not in query:
-            raise AccountError("invalid", "include=AVAILABILITY needs product (e.g. POD)")
-        if query.get("cudaVersions") and "minCudaVersion" in query:
-            raise AccountError("invalid", "cudaVersions and minCudaVersion are mutually exclusive")
-        gpus = []
-        for offer in self.account.gpu_types.values():
-            entry = self._gpu_entry(offer)
-            if availability:
-                levels = self._availability(offer, query)
-                if levels is None:
-                    continue  # no data center in the asked countries
-                entry |= levels
-            gpus.append(entry)
-        return 200, {"gpus": gpus}
-
-    def _gpu_entry(self, offer: GpuTypeOffer) -> dict[str, Any]:
-        return {
-            "id": offer.id,
-            "name": offer.display_name,
-            "pool": None,
-            "manufacturer": "NVIDIA",
-            "memory": offer.memory_gb,
-            "secure": True,
-            "community": True,
-            "price": {
-                "secure": self.account.price(offer, "SECURE"),
-                "community": self.account.price(offer, "COMMUNITY"),
-            },
-            "maxCount": {"secure": offer.max_gpu_count, "community": offer.max_gpu_count},
-        }
-
-    def _availability(self, offer: GpuTypeOffer, query: dict[str, Any]) -> dict[str, Any] | None:
-        count = query.get("count", 1)
-        countries = query.get("countryCodes")
-        data_centers = [
-            dc
-            for dc in self.account.offered_in(offer)
-            if not countries or _country(dc) in countries
-        ]
-        if countries and not data_centers:
-            return None
-        cuda_ok = (
-            not query.get("cudaVersions") or offer.cuda_version in query["cudaVersions"]
-        ) and (
-            "minCudaVersion" not in query
-            or version_tuple(offer.cuda_version) >= version_tuple(query["minCudaVersion"])
-        )
-        levels = {
-            dc: _level(self.account.free_in(offer, dc), count) if cuda_ok else "NONE"
-            for dc in data_centers
-        }
-        order = ["NONE", "LOW", "MEDIUM", "HIGH"]
-        overall = max(levels.values(), key=order.index, default="NONE")
-        entry: dict[str, Any] = {
-            "availability": overall,
-            "cudaVersions": [{"version": offer.cuda_version, "available": overall != "NONE"}],
-        }
-        if overall != "NONE":
-            entry["dataCenters"] = [
-                {"id": dc, "name": _DATA_CENTER_NAMES.get(dc, dc), "availability": level}
-                for dc, level in levels.items()
-            ]
-        return entry
+    def list_gpu_types(self, checked: CheckedRequest, request: HttpRequest) -> Result:
+        given = [name for name, _ in parse_qsl(request.query, keep_blank_values=True)]
+        return 200, runpod_catalog.gpu_types(self.account, checked.query, given)
 
     def list_data_centers(self, checked: CheckedRequest, _request: HttpRequest) -> Result:
-        query = checked.query
-        data_centers = []
-        for dc in self.account.data_centers:
-            entry: dict[str, Any] = {
-                "id": dc,
-                "name": _DATA_CENTER_NAMES.get(dc, dc),
-                "region": _REGIONS.get(dc.split("-")[0], "UNKNOWN"),
-                "globalNetwork": False,
-                "networkVolumeTypes": ["STANDARD", "HIGH_PERFORMANCE"],
-                "compliance": [],
-            }
-            if query.get("regions") and entry["region"] not in query["regions"]:
-                continue
-            if not set(query.get("networkVolumeTypes", [])) <= set(entry["networkVolumeTypes"]):
-                continue
-            if query.get("compliance") or query.get("globalNetwork") is True:
-                continue
-            if "GPU_AVAILABILITY" in query.get("include", []):
-                offers = [
-                    o for o in self.account.gpu_types.values() if dc in self.account.offered_in(o)
-                ]
-                if offers:
-                    entry["gpuAvailability"] = [
-                        {
-                            "id": o.id,
-                            "name": o.display_name,
-                            "availability": _level(self.account.free_in(o, dc), 1),
-                        }
-                        for o in offers
-                    ]
-            data_centers.append(entry)
-        return 200, {"dataCenters": data_centers}
+        return 200, runpod_catalog.data_centers(self.account, checked.query)
 
 
 class _Unchecked(HttpReply):
@@ -617,20 +504,3 @@ def _instant(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _level(free: int, count: int) -> str:
-    if free < count:
-        return "NONE"
-    return "LOW" if free < 4 else "MEDIUM" if free < 8 else "HIGH"
-
-
-def _country(data_center_id: str) -> str:
-    region, _, rest = data_center_id.partition("-")
-    return rest.split("-")[0] if region == "EU" else region
-
-
-def _given(request: HttpRequest) -> list[str]:
-    from urllib.parse import parse_qsl
-
-    return [name for name, _ in parse_qsl(request.query, keep_blank_values=True)]

@@ -52,6 +52,7 @@ from standins.runpod_account import (
     GpuTypeOffer,
     RunPodAccount,
 )
+from standins.runpod_openapi import Violation
 
 FaultKind = Literal[
     "rate_limit",
@@ -212,7 +213,7 @@ class RunPodStandin(RunPodAccount):
         with self._lock:
             self._traffic.calls.clear()
 
-    def openapi_violations(self) -> list[Any]:
+    def openapi_violations(self) -> list[Violation]:
         """Every v2 request or response that broke RunPod's OpenAPI document (see
         standins/runpod_openapi.py `Violation`); empty when client and stand-in kept to it."""
         return self._rest_v2.document.violations()

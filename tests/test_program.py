@@ -110,9 +110,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.stack_outputs: dict[str, Any] = {}
         self.retained: dict[str, bool] = {}
+        self.dependencies: dict[str, list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         self.retained[request.name] = request.retainOnDelete
+        self.dependencies[request.name] = list(request.dependencies)
         return super().RegisterResource(request)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -289,6 +291,18 @@ def test_prod_pod_and_retained_network_volume() -> None:
     assert script == (PROJECT_ROOT / "coral_infra/bootstrap/start.sh").read_bytes()
     assert "CORAL_BOOTSTRAP_B64" in pod["docker_args"]
     assert secret_value(pod["auth_key"]) == MOCK_AUTH_KEY
+
+
+def test_each_pod_depends_on_the_claim_of_its_unique_name() -> None:
+    """So `destroy` deletes the pod before the claim, whose delete terminates any pod left
+    with the name (coral_infra/runpod/pod_name.py)."""
+    run = run_program("prod", mocks_for("prod"))
+    (claim,) = run.resources("pulumi-python:dynamic/runpod:PodName").values()
+    assert claim["name"] == run.one(POD)["name"] == "coral-machine-prod"
+    (claim_urn,) = [
+        u for u in run.monitor.get_registered_resources() if u.endswith("::coral-machine-pod-name")
+    ]
+    assert claim_urn in run.monitor.dependencies["coral-machine-pod"]
 
 
 def test_prod_volume_is_retained_on_destroy_dev_has_none() -> None:

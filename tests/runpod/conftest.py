@@ -25,6 +25,24 @@ def warm_up(server: RunPodStandin) -> None:
     server.reset_calls()
 
 
+def serve(
+    server: RunPodStandin, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wire: str
+) -> Iterator[RunPodStandin]:
+    """Run `server` with the adapter pointed at it over `wire`; fail on OpenAPI violations."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # the SDK reads ~/.runpod/config.toml on import
+    monkeypatch.delenv(api.API_KEY_ENV, raising=False)
+    monkeypatch.setattr(api, "timing", FAST)
+    monkeypatch.setattr(api, "_catalogs", {})
+    with server:
+        monkeypatch.setenv(api.BASE_URL_ENV, server.url)
+        api.configure(API_KEY, wire)
+        warm_up(server)
+        yield server
+        violations = server.openapi_violations()
+    api.configure(None)
+    assert violations == [], "the adapter or the stand-in broke RunPod's OpenAPI document"
+
+
 @pytest.fixture(params=sorted(api.WIRE_FORMATS))
 def wire(request: pytest.FixtureRequest) -> str:
     """The RunPod API the adapter speaks in this test: "graphql" or "v2"."""
@@ -33,15 +51,4 @@ def wire(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def standin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wire: str) -> Iterator[RunPodStandin]:
-    monkeypatch.setenv("HOME", str(tmp_path))  # the SDK reads ~/.runpod/config.toml on import
-    monkeypatch.delenv(api.API_KEY_ENV, raising=False)
-    monkeypatch.setattr(api, "timing", FAST)
-    monkeypatch.setattr(api, "_catalogs", {})
-    with RunPodStandin(API_KEY) as server:
-        monkeypatch.setenv(api.BASE_URL_ENV, server.url)
-        api.configure(API_KEY, wire)
-        warm_up(server)
-        yield server
-        violations = server.openapi_violations()
-    api.configure(None)
-    assert violations == [], "the adapter or the stand-in broke RunPod's OpenAPI document"
+    yield from serve(RunPodStandin(API_KEY), monkeypatch, tmp_path, wire)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from coral_infra.runpod import api, exchange
+from coral_infra.runpod import api, exchange, session
 
 SOURCE = "RunPod REST API v2"
 CLOUDS = ("SECURE", "COMMUNITY")
@@ -206,7 +206,7 @@ def pod_log(pod_id: str, lines: int) -> list[str]:
     params = {"tail": str(lines), "source": "container"}
     found: list[str] = []
     path = _path("pods", pod_id, "logs")
-    with exchange.events("read pod log", path, params, api.timing.log_idle) as stream:
+    with exchange.events("read pod log", path, params, session.timing.log_idle) as stream:
         for event in stream:
             try:
                 payload = event.json()

@@ -6,11 +6,16 @@ from coral_infra.machine import Machine, MachineArgs
 from coral_infra.preflight import preflight_engine
 from coral_infra.tailnet import TAILNET_NAME, Tailnet, TailnetArgs
 
-# Every check before any resource: one report with every problem of the stack (preflight.py).
+# Every check before any resource: one report with every problem of the stack (preflight.py),
+# so an unknown GPU type stops even `up --skip-preview` before a policy, key or volume exists.
 plan = preflight_engine()
 settings = plan.settings
 for note in plan.notes:
     pulumi.log.info(note)
+for warning in plan.warnings:
+    pulumi.log.warn(warning)
+for price in plan.prices:
+    pulumi.log.info(str(price))
 tailnet = Tailnet(
     TAILNET_NAME,
     TailnetArgs(

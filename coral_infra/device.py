@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,10 @@ import pulumi_tailscale as tailscale
 
 class StaleDeviceError(RuntimeError):
     """Another device holds the machine's name; the message says how to free it."""
+
+
+class DeviceJoinError(RuntimeError):
+    """The pod's device did not join the tailnet in time; the message ends with the pod's log."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class DeviceArgs:
     joined_after: pulumi.Input[str]
     """Something known only once the pod exists (its id): the lookup waits for it, and does
     not run in a preview that creates the pod (its id is unknown then)."""
+    pod_log: Callable[[str], str] | None = None
+    """Given `joined_after`'s value, the pod's last log lines: they end the error when the
+    device does not join within `wait_for` (what the pod's bootstrap said about it)."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +108,9 @@ class Device(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         # Known only once the pod exists: a new pod's id is unknown in preview, so its device
         # is not looked up then; an existing pod's device is, so preview shows no changes.
-        hostname: pulumi.Output[str] = pulumi.Output.from_input(args.joined_after).apply(
-            lambda _: args.hostname
-        )
-        found = tailscale.get_device_output(hostname=hostname, wait_for=args.wait_for, opts=invoke)
+        found: pulumi.Output[tailscale.GetDeviceResult] = pulumi.Output.from_input(
+            args.joined_after
+        ).apply(lambda pod: self._joined(args, pod, invoke))
         # Listed only after the device was found, so the list already holds it.
         listed = tailscale.get_devices_output(
             name_prefix=found.apply(lambda _: args.hostname), opts=invoke
@@ -132,6 +139,30 @@ class Device(pulumi.ComponentResource):
                 "addresses": self.addresses,
             }
         )
+
+    @staticmethod
+    async def _joined(
+        args: DeviceArgs, pod: str, invoke: pulumi.InvokeOutputOptions
+    ) -> tailscale.GetDeviceResult:
+        """The device once it joined; if it does not within `wait_for`, the error says so with
+        the pod's own log (its bootstrap says why: a rejected key, no route to the control
+        plane, ...)."""
+        lookup = tailscale.get_device_output(
+            hostname=args.hostname, wait_for=args.wait_for, opts=invoke
+        )
+        try:
+            device = await lookup.future()
+        except Exception as exc:
+            if args.pod_log is None:
+                raise
+            log = await asyncio.to_thread(args.pod_log, pod)
+            raise DeviceJoinError(
+                f"the device {args.hostname!r} of pod {pod} did not join the tailnet within "
+                f"{args.wait_for} ({exc}){log}"
+            ) from None
+        if device is None:  # the invoke's inputs are all known here, so is its result
+            raise DeviceJoinError(f"the Tailscale provider returned no device {args.hostname!r}")
+        return device
 
     @staticmethod
     def _checked(

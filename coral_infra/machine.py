@@ -15,7 +15,7 @@ import pulumi
 
 from coral_infra import bootstrap
 from coral_infra.device import Device, DeviceArgs
-from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs
+from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs, PodName, api
 from coral_infra.settings import MachineSettings, TailnetSettings
 from coral_infra.ssh_config import ssh_command, ssh_config_block
 from coral_infra.workspace import STATE_SUBDIR
@@ -118,6 +118,9 @@ class Machine(pulumi.ComponentResource):
             )
             network_volume_id = volume.id
 
+        # Held before the pod exists and released after it is gone: `destroy` terminates any
+        # pod with the name, even one a failed create left out of state (runpod/pod_name.py).
+        claim = PodName(f"{name}-pod-name", pod_name(args.stack, machine), child)
         pod = Pod(
             f"{name}-pod",
             PodArgs(
@@ -125,7 +128,7 @@ class Machine(pulumi.ComponentResource):
                 network_volume_id=network_volume_id,
                 auth_key=pulumi.Output.secret(args.auth_key),
             ),
-            child,
+            pulumi.ResourceOptions(parent=self, depends_on=[claim]),
         )
         device = Device(
             f"{name}-device",
@@ -134,6 +137,7 @@ class Machine(pulumi.ComponentResource):
                 machine_tag=args.tailnet.machine_tag,
                 wait_for=args.tailnet.device_wait,
                 joined_after=pod.id,
+                pod_log=api.log_excerpt,
             ),
             child,
         )

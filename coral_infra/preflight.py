@@ -9,12 +9,15 @@ resource) run the same stages on a stack's config and collect their problems int
    do not share tags or hostnames, and the owner's merged document is one Tailscale accepts
    (`coral_infra/policy/`);
 3. the pods as the providers' own `check` will see them (duplicate ports, image reference
-   format, RunPod's limit of 50 environment variables per pod).
+   format, RunPod's limit of 50 environment variables per pod);
+4. the machines against RunPod's catalog (GPU type, data center, cloud, GPU count; stock and
+   price per hour as warnings and notes), read once per run and only with a RunPod API key:
+   the program has the stack's secret, the offline render only `RUNPOD_API_KEY`
+   (`coral_infra/runpod/catalog.py`).
 
 A stage is a function of the `StackDraft` returning problems; the later stages run on whatever
 parts of the config are valid, so one broken machine does not hide the others' mistakes. A new
-stage (e.g. checking GPU types against RunPod's catalog) is one more function in `STAGES`; a
-stage that needs the network checks `draft.online` (False in the offline render).
+stage is one more function in `STAGES`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from coral_infra.policy.ownership import (
     project_stacks,
 )
 from coral_infra.policy.rules import Environment
+from coral_infra.runpod import api
+from coral_infra.runpod.catalog import CatalogReport, MachinePrice, read_and_check
 from coral_infra.runpod.pod import PodProvider
 from coral_infra.runpod.volume import NetworkVolumeProvider
 from coral_infra.settings import (
@@ -102,7 +107,8 @@ class StackDraft:
     parsed: ParsedConfig
     project_dir: Path
     online: bool
-    """True inside the Pulumi program (credentials and APIs at hand); False offline."""
+    """True inside the Pulumi program (the stack's decrypted secrets at hand); False offline,
+    where only the environment's RUNPOD_API_KEY lets the catalog be read."""
 
     @property
     def identity(self) -> TailnetIdentity:
@@ -141,6 +147,12 @@ class StackDraft:
         except SettingsError as error:
             return OwnerView(found.name, None, _unrenderable(found, error))
         return OwnerView(found.name, policy)
+
+    @cached_property
+    def catalog(self) -> CatalogReport:
+        """The valid machines against RunPod's catalog (one read, when a key is available)."""
+        source = self.config if self.online else {api.API_CONFIG: self.config.get(api.API_CONFIG)}
+        return read_and_check(self.parsed.machines, source)
 
 
 Stage = Callable[[StackDraft], list[ConfigProblem]]
@@ -259,7 +271,12 @@ def _provider_problem(
     return ConfigProblem(key, f"{shown}the RunPod provider's check refuses it: {failure.reason}")
 
 
-STAGES: list[Stage] = [settings_stage, policy_stage, pod_stage]
+def catalog_stage(draft: StackDraft) -> list[ConfigProblem]:
+    """The valid machines against RunPod's catalog."""
+    return draft.catalog.problems
+
+
+STAGES: list[Stage] = [settings_stage, policy_stage, pod_stage, catalog_stage]
 
 
 # --- running them --------------------------------------------------------------------------
@@ -278,6 +295,10 @@ class StackPlan:
     notes: tuple[str, ...] = field(default=())
     """What the reader should know that is not a problem (no owner found, the owner's
     rendering failing); the owner's own notes are `policy.warnings`."""
+    warnings: tuple[str, ...] = field(default=())
+    """What may fail at `up` although nothing is wrong (no GPU in stock, catalog unread)."""
+    prices: tuple[MachinePrice, ...] = field(default=())
+    """Each machine's price per hour, when RunPod's catalog was read."""
 
 
 def preflight(
@@ -306,7 +327,16 @@ def preflight(
             f"no stack file here owns the policy of {draft.identity} and lists {stack!r}: the "
             "live policy must already hold this stack's rules (an owner elsewhere writes them)"
         )
-    return StackPlan(stack, parsed.settings, policy, owner, tuple(notes))
+    catalog = draft.catalog if catalog_stage in stages else CatalogReport()
+    return StackPlan(
+        stack,
+        parsed.settings,
+        policy,
+        owner,
+        tuple(notes),
+        tuple(catalog.warnings),
+        tuple(catalog.prices),
+    )
 
 
 def _unique(problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:

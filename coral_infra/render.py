@@ -3,9 +3,11 @@
     python -m coral_infra.render dev
 
 It runs the same checks as `pulumi up` runs before creating anything (coral_infra/preflight.py:
-settings, the tailnet policy across the stack files, what the providers' check refuses) and
-reports every problem of the stack at once; a stack that renders cleanly fails in `up` only on
-what needs the live APIs (capacity, credentials, the live tailnet policy).
+settings, the tailnet policy across the stack files, what the providers' check refuses, and,
+with RUNPOD_API_KEY in the environment and only then, RunPod's catalog read once through the
+API the stack uses) and reports every problem of the stack at once; a stack that renders
+cleanly fails in `up` only on what needs the live APIs (capacity, credentials, the live
+tailnet policy). With a key it also shows each machine's price per hour.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from coral_infra import bootstrap
 from coral_infra.machine import network_volume_spec, pod_spec
 from coral_infra.policy import environment_rules, missing_rules
 from coral_infra.preflight import StackPlan, preflight_stack_file
+from coral_infra.runpod import api
 from coral_infra.settings import PROJECT_ROOT, Settings, SettingsError
 from coral_infra.ssh_config import ssh_command, ssh_config_block
 
@@ -104,14 +107,28 @@ def _ssh_section(settings: Settings) -> str:
     )
 
 
+def _price_section(plan: StackPlan) -> str:
+    """RunPod's list price per machine; the catalog is read only when a key is available."""
+    lines = [f"note: {warning}" for warning in plan.warnings if api.has_key()]
+    lines += [str(price) for price in plan.prices]
+    if not api.has_key():
+        lines.append(
+            f"set {api.API_KEY_ENV} to check GPU types and data centers against RunPod's "
+            "catalog and show each machine's price (one API call; none without a key)"
+        )
+    return _section(f"price per hour (RunPod API: {plan.settings.runpod.api})", "\n".join(lines))
+
+
 def render(stack: str, project_dir: Path = PROJECT_ROOT) -> str:
-    """The whole offline report for one stack; SettingsError with every problem at once."""
+    """The whole report for one stack (offline unless RUNPOD_API_KEY is set); SettingsError
+    with every problem at once."""
     plan = preflight_stack_file(stack, project_dir)
     return "\n".join(
         [
             _policy_section(plan),
             _auth_key_section(plan.settings),
             _pod_section(stack, plan.settings),
+            _price_section(plan),
             _ssh_section(plan.settings),
         ]
     )

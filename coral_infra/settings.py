@@ -376,12 +376,22 @@ class MachineSettings(_Model):
         return value
 
 
+class RunPodSettings(_Model):
+    """How the providers talk to RunPod (`coral:runpod`)."""
+
+    api: Literal["v2", "graphql"] = "v2"
+    """'v2' (default): RunPod's REST API v2. 'graphql': the API the runpod SDK speaks, which
+    RunPod retires in early 2027; for a stack that must stay on it until then. Switching
+    replaces and restarts nothing (coral_infra/runpod/api.py)."""
+
+
 class Settings(_Model):
     """Everything one stack declares."""
 
     tailnet: TailnetSettings = Field(default_factory=TailnetSettings)
     machines: list[MachineSettings] = Field(min_length=1)
     """The fleet: one pod per entry, each with its own hostname."""
+    runpod: RunPodSettings = Field(default_factory=RunPodSettings)
 
 
 # --- error reporting ----------------------------------------------------------------------

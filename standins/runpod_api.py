@@ -1,213 +1,95 @@
-"""A RunPod GraphQL API stand-in: a real HTTP server on 127.0.0.1 speaking RunPod's wire format.
+"""The RunPod stand-in: one in-memory RunPod account (standins/runpod_account.py) served on
+127.0.0.1 over both of RunPod's wire formats, on one host as at api.runpod.io, so one base URL
+(RUNPOD_API_BASE_URL) serves both:
+
+- GraphQL at `/graphql` (what the runpod SDK 1.12 speaks): standins/runpod_graphql.py;
+- REST API v2 under `/v2`: standins/runpod_rest_v2.py, every request and response checked
+  against RunPod's published OpenAPI document (standins/runpod_openapi.py).
 
 Why a server and not mocks: the adapter's escaping, retries, timeouts and error mapping can
-only be proven against real HTTP exchanges (the SDK's transport reads status codes and JSON
-bodies). Queries are parsed and validated with graphql-core against a schema whose input types
-are generated from `runpod_ariadne` (itself generated from RunPod's schema), so a misspelt
-field, a wrong type or a string that breaks out of its quotes fails here as it would at RunPod.
-The network volume inputs are not in runpod_ariadne; they are written out below from
-RunPod's public GraphQL usage.
+only be proven against real HTTP exchanges. This module is the server, its routing, the calls
+log (each call with the API it came through) and the injected faults.
 
-Faults are injected per operation (top-level field name) with `inject()`; every request is
-logged in `calls` so tests can count API calls per operation.
+Faults (`inject(op, kind)`; `op` is a GraphQL top-level field such as
+"podFindAndDeployOnDemand" or a v2 operationId such as "createPod"):
+
+- rate_limit: 429 (GraphQL: plain text; v2: problem body, `Retry-After` = ceil(delay) s).
+- server_error: 500 with RunPod's generic "Something went wrong" (v2: problem body).
+- html_502: 502 with an HTML page, as a proxy in front of the API answers (not JSON; not the
+  API's answer, so not checked against the OpenAPI document).
+- slow: the request is applied, the answer comes after `delay` seconds.
+- lost_response: the request is applied, the connection drops without an answer.
+- applied_late: the connection drops at once without an answer; the request is applied only
+  after `delay` seconds, so a client that looks the name up at once does not see it yet.
+- no_capacity: the create answers RunPod's capacity error (GraphQL: an error in a 200
+  answer; v2: 400 problem).
+- no_free_gpu: the start/resume answers "not enough free GPUs" (as no_capacity).
+- generic_for_gone: a request naming a pod that does not exist answers the generic
+  "Something went wrong" (GraphQL: an error in a 200 answer; v2: 500 problem) instead of "not
+  found"; only such a request consumes it.
+- echo_request: an error whose text quotes the request back: the Authorization header (the
+  API key) and the body (e.g. a `tskey-` auth key in the env) — for testing redaction
+  (GraphQL: an error in a 200 answer; v2: 400 problem).
 
 Run for a demo: `python -m standins.runpod_api --port 8765 --api-key KEY`, then point the SDK
-at it with RUNPOD_API_BASE_URL=http://127.0.0.1:8765.
+or a v2 client at it with RUNPOD_API_BASE_URL=http://127.0.0.1:8765.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
-import string
 import threading
 import time
-import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Union, get_args, get_origin
-
-import graphql
-import pydantic
-from runpod_ariadne import input_types
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from standins.pod_runtime import PodRuntime
-
-NO_CAPACITY = (
-    "There are no longer any instances available with the requested specifications. "
-    "Please refresh and try again."
+from standins.runpod_account import (
+    DEFAULT_DATA_CENTERS,
+    DEFAULT_GPU_TYPES,
+    GpuTypeOffer,
+    RunPodAccount,
 )
-NO_FREE_GPU = "There are not enough free GPUs on the host machine to start this pod."
-SOMETHING_WENT_WRONG = "Something went wrong. Please try again later or contact support."
+from standins.runpod_openapi import Violation
 
 FaultKind = Literal[
-    "rate_limit", "server_error", "slow", "no_capacity", "lost_response", "no_free_gpu"
+    "rate_limit",
+    "server_error",
+    "html_502",
+    "slow",
+    "lost_response",
+    "applied_late",
+    "no_capacity",
+    "no_free_gpu",
+    "generic_for_gone",
+    "echo_request",
 ]
+Api = Literal["graphql", "v2"]
 
-# RunPod inputs the stand-in accepts, as runpod_ariadne lists them.
-_ARIADNE_INPUTS = (
-    input_types.GpuTypeFilter,
-    input_types.GpuLowestPriceInput,
-    input_types.PodFilter,
-    input_types.PodFindAndDeployOnDemandInput,
-    input_types.PodEditJobInput,
-    input_types.PodStopInput,
-    input_types.PodResumeInput,
-    input_types.PodTerminateInput,
+# What a proxy in front of the API answers when the API behind it is down.
+BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    b"</body>\r\n</html>\r\n"
 )
-
-_HAND_WRITTEN_SDL = """
-scalar AnyValue
-
-input CreateNetworkVolumeInput { name: String, size: Int!, dataCenterId: String! }
-input UpdateNetworkVolumeInput { id: String!, name: String, size: Int }
-input DeleteNetworkVolumeInput { id: String! }
-
-type LowestPrice { minimumBidPrice: Float, uninterruptablePrice: Float }
-type GpuType {
-  id: String, displayName: String, manufacturer: String, memoryInGb: Int, maxGpuCount: Int,
-  cudaCores: Int, secureCloud: Boolean, communityCloud: Boolean, securePrice: Float,
-  communityPrice: Float, oneMonthPrice: Float, threeMonthPrice: Float, oneWeekPrice: Float,
-  communitySpotPrice: Float, secureSpotPrice: Float,
-  lowestPrice(input: GpuLowestPriceInput): LowestPrice
-}
-type PodMachineInfo {
-  podHostId: String, gpuTypeId: String, gpuDisplayName: String, location: String,
-  costPerHr: Float
-}
-type PodRuntimePorts {
-  ip: String, isIpPublic: Boolean, privatePort: Int, publicPort: Int, type: String
-}
-type PodRuntime { uptimeInSeconds: Int, ports: [PodRuntimePorts] }
-type Pod {
-  id: String, name: String, desiredStatus: String, imageName: String, env: [String],
-  gpuCount: Int, containerDiskInGb: Int, volumeInGb: Float, volumeMountPath: String,
-  networkVolumeId: String, ports: String, port: Int, dockerArgs: String, dockerId: String,
-  costPerHr: Float, machineId: String, machine: PodMachineInfo, runtime: PodRuntime,
-  lastStatusChange: String, memoryInGb: Float, vcpuCount: Float, podType: String,
-  uptimeSeconds: Int
-}
-type NetworkVolume { id: String, name: String, size: Int, dataCenterId: String }
-type User { id: String, pubKey: String, pods: [Pod], networkVolumes: [NetworkVolume] }
-
-type Query {
-  gpuTypes(input: GpuTypeFilter): [GpuType]
-  myself: User
-  pod(input: PodFilter): Pod
-}
-type Mutation {
-  podFindAndDeployOnDemand(input: PodFindAndDeployOnDemandInput): Pod
-  podEditJob(input: PodEditJobInput!): Pod
-  podStop(input: PodStopInput!): Pod
-  podResume(input: PodResumeInput!): Pod
-  podTerminate(input: PodTerminateInput!): Boolean
-  createNetworkVolume(input: CreateNetworkVolumeInput!): NetworkVolume
-  updateNetworkVolume(input: UpdateNetworkVolumeInput!): NetworkVolume
-  deleteNetworkVolume(input: DeleteNetworkVolumeInput!): Boolean
-}
-"""
-
-_SCALARS = {int: "Int", str: "String", float: "Float", bool: "Boolean"}
-
-
-def _input_sdl() -> str:
-    """SDL for the ariadne input types (and the enums and inputs they reference)."""
-    blocks: dict[str, str] = {}
-
-    def type_ref(annotation: Any) -> str:
-        origin, args = get_origin(annotation), get_args(annotation)
-        if origin in (Union, types.UnionType):
-            (inner,) = [a for a in args if a is not type(None)]
-            return type_ref(inner).removesuffix("!")
-        if origin is list:
-            return f"[{type_ref(args[0])}]!"
-        if annotation is Any:
-            return "AnyValue"
-        if isinstance(annotation, type) and issubclass(annotation, Enum):
-            values = " ".join(member.value for member in annotation)
-            blocks.setdefault(annotation.__name__, f"enum {annotation.__name__} {{ {values} }}")
-            return f"{annotation.__name__}!"
-        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-            add_input(annotation)
-            return f"{annotation.__name__}!"
-        return f"{_SCALARS[annotation]}!"
-
-    def add_input(model: type[pydantic.BaseModel]) -> None:
-        if model.__name__ in blocks:
-            return
-        blocks[model.__name__] = ""
-        fields = [
-            f"{info.alias or name}: {type_ref(info.annotation)}"
-            for name, info in model.model_fields.items()
-        ]
-        blocks[model.__name__] = f"input {model.__name__} {{ {', '.join(fields)} }}"
-
-    for model in _ARIADNE_INPUTS:
-        add_input(model)
-    return "\n".join(blocks.values())
-
-
-SCHEMA = graphql.build_schema(_input_sdl() + _HAND_WRITTEN_SDL)
-
-
-@dataclass(frozen=True)
-class GpuTypeOffer:
-    id: str
-    display_name: str
-    memory_gb: int
-    max_gpu_count: int
-    price_per_gpu: float
-
-
-DEFAULT_GPU_TYPES = (
-    GpuTypeOffer("NVIDIA GeForce RTX 4090", "RTX 4090", 24, 8, 0.69),
-    GpuTypeOffer("NVIDIA A40", "A40", 48, 10, 0.39),
-    GpuTypeOffer("NVIDIA H100 80GB HBM3", "H100 SXM", 80, 8, 2.99),
-)
-DEFAULT_DATA_CENTERS = ("EU-RO-1", "US-TX-3", "US-KS-2")
-
-
-@dataclass
-class StandinPod:
-    id: str
-    name: str
-    image: str
-    gpu_type_id: str
-    gpu_count: int
-    cloud_type: str
-    data_center_id: str
-    container_disk_gb: int
-    volume_gb: int
-    volume_mount_path: str | None
-    network_volume_id: str | None
-    ports: str
-    env: list[str]
-    docker_args: str
-    cost_per_hr: float
-    machine_id: str
-    pod_host_id: str
-    desired_status: str = "RUNNING"
-    started_at: float | None = None
-
-
-@dataclass
-class StandinVolume:
-    id: str
-    name: str
-    size: int
-    data_center_id: str
 
 
 @dataclass
 class Call:
-    """One request as received: the operation (first top-level field) and its query text."""
+    """One request as received: the operation (GraphQL top-level field or v2 operationId),
+    the API it came through and its text (the GraphQL query; for v2 the method, the path with
+    its query string and the body)."""
 
     op: str
     query: str
+    api: Api = "graphql"
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (time.monotonic())."""
 
 
 @dataclass
@@ -216,21 +98,37 @@ class Fault:
     kind: FaultKind
     times: int
     delay: float
+    api: Api | None = None
 
 
 @dataclass
-class _State:
-    pods: dict[str, StandinPod] = field(default_factory=dict)
-    volumes: dict[str, StandinVolume] = field(default_factory=dict)
+class _Traffic:
     calls: list[Call] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
 
 
-def _new_id(length: int) -> str:
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(length))
+@dataclass
+class HttpRequest:
+    method: str
+    path: str
+    query: str
+    headers: Message
+    body: bytes
 
 
-class RunPodStandin:
+@dataclass
+class HttpReply:
+    status: int
+    body: bytes = b""
+    content_type: str | None = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+    """Close the connection without answering (lost response)."""
+    stream: Iterator[bytes] | None = None
+    """Chunks sent after `body` until exhausted or the client leaves (Server-Sent Events)."""
+
+
+class RunPodStandin(RunPodAccount):
     """The server plus its in-memory account; use as a context manager."""
 
     def __init__(
@@ -243,19 +141,18 @@ class RunPodStandin:
         data_centers: tuple[str, ...] = DEFAULT_DATA_CENTERS,
         runtime: PodRuntime | None = None,
     ) -> None:
-        self.api_key = api_key
-        self.runtime = runtime
-        """When set, pods really run (standins/pod_runtime.py): their start command starts on
-        create/resume/edit and is killed on stop/terminate; else pods are records only."""
-        self.boot_seconds = boot_seconds
-        """Seconds from (re)start until a pod's container runs (its `runtime` is set)."""
-        self.never_running = False
-        """When set, containers never start: pods stay RUNNING without a runtime."""
-        self.gpu_types = {offer.id: offer for offer in gpu_types}
-        self.data_centers = data_centers
-        self.free_gpus = {offer.id: 16 for offer in gpu_types}
-        self._state = _State()
-        self._lock = threading.RLock()
+        from standins import runpod_graphql, runpod_rest_v2
+
+        super().__init__(
+            api_key,
+            boot_seconds=boot_seconds,
+            gpu_types=gpu_types,
+            data_centers=data_centers,
+            runtime=runtime,
+        )
+        self._traffic = _Traffic()
+        self._graphql = runpod_graphql.GraphQLApi(self)
+        self._rest_v2 = runpod_rest_v2.RestV2Api(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -288,297 +185,80 @@ class RunPodStandin:
 
     # --- test controls -----------------------------------------------------------------
 
-    def inject(self, op: str, kind: FaultKind, *, times: int = 1, delay: float = 0.0) -> None:
-        """Make the next `times` requests of `op` (e.g. "podFindAndDeployOnDemand") fail."""
+    def inject(
+        self,
+        op: str,
+        kind: FaultKind,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+        api: Api | None = None,
+    ) -> None:
+        """Make the next `times` requests of `op` (e.g. "podFindAndDeployOnDemand" or
+        "createPod") fail as `kind` (see the module docstring); `api` narrows an op name both
+        APIs share (createNetworkVolume, updateNetworkVolume, deleteNetworkVolume)."""
         with self._lock:
-            self._state.faults.append(Fault(op, kind, times, delay))
+            self._traffic.faults.append(Fault(op, kind, times, delay, api))
 
     @property
     def calls(self) -> list[Call]:
         with self._lock:
-            return list(self._state.calls)
+            return list(self._traffic.calls)
 
-    def count(self, op: str | None = None) -> int:
-        return sum(1 for call in self.calls if op is None or call.op == op)
+    def count(self, op: str | None = None, *, api: Api | None = None) -> int:
+        return sum(
+            1
+            for call in self.calls
+            if (op is None or call.op == op) and (api is None or call.api == api)
+        )
 
     def reset_calls(self) -> None:
         with self._lock:
-            self._state.calls.clear()
+            self._traffic.calls.clear()
 
-    def pods(self, *, include_terminated: bool = False) -> list[StandinPod]:
+    def openapi_violations(self) -> list[Violation]:
+        """Every v2 request or response that broke RunPod's OpenAPI document (see
+        standins/runpod_openapi.py `Violation`); empty when client and stand-in kept to it."""
+        return self._rest_v2.document.violations()
+
+    # --- calls and faults ---------------------------------------------------------------
+
+    def record(self, call: Call) -> None:
         with self._lock:
-            return [
-                pod
-                for pod in self._state.pods.values()
-                if include_terminated or pod.desired_status != "TERMINATED"
-            ]
+            self._traffic.calls.append(call)
 
-    def volumes(self) -> list[StandinVolume]:
+    def take_fault(
+        self, ops: list[str], api: Api, *, kinds: tuple[FaultKind, ...] | None = None
+    ) -> Fault | None:
+        """Consumes one injected fault for these ops (of these kinds; by default any kind but
+        generic_for_gone, which only a request naming a gone pod consumes)."""
         with self._lock:
-            return list(self._state.volumes.values())
-
-    def vanish(self, pod_id: str) -> None:
-        """The pod disappears out of band (RunPod removed it, or someone else did)."""
-        with self._lock:
-            pod = self._state.pods.pop(pod_id)
-            if self.runtime is not None:
-                self.runtime.terminate(pod.id, pod.network_volume_id)
-
-    def migrate(self, pod_id: str) -> str:
-        """RunPod moved the pod to another host: same pod under a new id."""
-        with self._lock:
-            pod = self._state.pods.pop(pod_id)
-            if self.runtime is not None:
-                self.runtime.stop(pod.id)
-            pod.id = _new_id(14)
-            pod.machine_id = _new_id(12)
-            self._state.pods[pod.id] = pod
-            self._run(pod)
-            return pod.id
-
-    def _run(self, pod: StandinPod) -> None:
-        if self.runtime is not None:
-            self.runtime.start(
-                pod.id,
-                env=pod.env,
-                docker_args=pod.docker_args,
-                mount_path=pod.volume_mount_path,
-                network_volume_id=pod.network_volume_id,
-            )
-
-    # --- GraphQL resolvers -------------------------------------------------------------
-
-    def _running_since(self, pod: StandinPod) -> float | None:
-        if pod.desired_status != "RUNNING" or pod.started_at is None or self.never_running:
-            return None
-        uptime = time.monotonic() - pod.started_at
-        return uptime if uptime >= self.boot_seconds else None
-
-    def _pod_view(self, pod: StandinPod) -> dict[str, Any]:
-        uptime = self._running_since(pod)
-        offer = self.gpu_types[pod.gpu_type_id]
-        return {
-            "id": pod.id,
-            "name": pod.name,
-            "desiredStatus": pod.desired_status,
-            "imageName": pod.image,
-            "env": list(pod.env),
-            "gpuCount": pod.gpu_count,
-            "containerDiskInGb": pod.container_disk_gb,
-            "volumeInGb": float(pod.volume_gb),
-            "volumeMountPath": pod.volume_mount_path,
-            "networkVolumeId": pod.network_volume_id,
-            "ports": pod.ports,
-            "dockerArgs": pod.docker_args,
-            "costPerHr": pod.cost_per_hr,
-            "machineId": pod.machine_id,
-            "podType": "RESERVED",
-            "machine": {
-                "podHostId": pod.pod_host_id,
-                "gpuTypeId": pod.gpu_type_id,
-                "gpuDisplayName": offer.display_name,
-                "location": pod.data_center_id,
-            },
-            "runtime": None if uptime is None else {"uptimeInSeconds": int(uptime), "ports": []},
-        }
-
-    def _live_pod(self, pod_id: str) -> StandinPod:
-        pod = self._state.pods.get(pod_id)
-        if pod is None or pod.desired_status == "TERMINATED":
-            raise graphql.GraphQLError("Pod not found")
-        return pod
-
-    def gpuTypes(self, _info: Any, input: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        wanted = (input or {}).get("id")
-        return [
-            {
-                "id": offer.id,
-                "displayName": offer.display_name,
-                "manufacturer": "Nvidia",
-                "memoryInGb": offer.memory_gb,
-                "maxGpuCount": offer.max_gpu_count,
-                "secureCloud": True,
-                "communityCloud": True,
-                "securePrice": offer.price_per_gpu,
-                "communityPrice": offer.price_per_gpu * 0.8,
-                "lowestPrice": {
-                    "minimumBidPrice": None,
-                    "uninterruptablePrice": offer.price_per_gpu,
-                },
-            }
-            for offer in self.gpu_types.values()
-            if wanted is None or offer.id == wanted
-        ]
-
-    def myself(self, _info: Any) -> dict[str, Any]:
-        return {
-            "id": "standin-user",
-            "pubKey": "",
-            "pods": [self._pod_view(pod) for pod in self.pods()],
-            "networkVolumes": [
-                {"id": v.id, "name": v.name, "size": v.size, "dataCenterId": v.data_center_id}
-                for v in self.volumes()
-            ],
-        }
-
-    def pod(self, _info: Any, input: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        pod = self._state.pods.get((input or {}).get("podId", ""))
-        return None if pod is None else self._pod_view(pod)
-
-    def podFindAndDeployOnDemand(
-        self, _info: Any, input: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        spec = input or {}
-        gpu_type_id, gpu_count = spec.get("gpuTypeId"), spec.get("gpuCount") or 1
-        if gpu_type_id not in self.gpu_types:
-            raise graphql.GraphQLError(NO_CAPACITY)
-        data_center_id = spec.get("dataCenterId")
-        if data_center_id is not None and data_center_id not in self.data_centers:
-            raise graphql.GraphQLError(f"Invalid data center id: {data_center_id}")
-        volume_id = spec.get("networkVolumeId")
-        if volume_id is not None:
-            volume = self._state.volumes.get(volume_id)
-            if volume is None:
-                raise graphql.GraphQLError("Network volume not found")
-            if data_center_id is not None and data_center_id != volume.data_center_id:
-                raise graphql.GraphQLError("Network volume is in another data center")
-            data_center_id = volume.data_center_id
-        if self.free_gpus[gpu_type_id] < gpu_count:
-            raise graphql.GraphQLError(NO_CAPACITY)
-        self.free_gpus[gpu_type_id] -= gpu_count
-        pod = StandinPod(
-            id=_new_id(14),
-            name=spec.get("name") or "",
-            image=spec.get("imageName") or "",
-            gpu_type_id=gpu_type_id,
-            gpu_count=gpu_count,
-            cloud_type=spec.get("cloudType") or "ALL",
-            data_center_id=data_center_id or self.data_centers[0],
-            container_disk_gb=spec.get("containerDiskInGb") or 10,
-            volume_gb=spec.get("volumeInGb") or 0,
-            volume_mount_path=spec.get("volumeMountPath"),
-            network_volume_id=volume_id,
-            ports=spec.get("ports") or "",
-            env=[f"{e['key']}={e['value']}" for e in spec.get("env") or [] if e],
-            docker_args=spec.get("dockerArgs") or "",
-            cost_per_hr=round(self.gpu_types[gpu_type_id].price_per_gpu * gpu_count, 3),
-            machine_id=_new_id(12),
-            pod_host_id=_new_id(14) + "-64410b5c",
-            started_at=time.monotonic(),
-        )
-        self._state.pods[pod.id] = pod
-        self._run(pod)
-        return self._pod_view(pod)
-
-    def podEditJob(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        pod = self._live_pod(input["podId"])
-        pod.image = input["imageName"]
-        pod.container_disk_gb = input["containerDiskInGb"]
-        if input.get("volumeInGb") is not None:
-            pod.volume_gb = input["volumeInGb"]
-        if input.get("volumeMountPath") is not None:
-            pod.volume_mount_path = input["volumeMountPath"]
-        if input.get("ports") is not None:
-            pod.ports = input["ports"]
-        if input.get("dockerArgs") is not None:
-            pod.docker_args = input["dockerArgs"]
-        if input.get("env") is not None:
-            pod.env = [f"{e['key']}={e['value']}" for e in input["env"] if e]
-        pod.desired_status, pod.started_at = "RUNNING", time.monotonic()  # an edit resets the pod
-        self._run(pod)
-        return self._pod_view(pod)
-
-    def podStop(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        pod = self._live_pod(input["podId"])
-        if pod.desired_status == "RUNNING":
-            self.free_gpus[pod.gpu_type_id] += pod.gpu_count
-        pod.desired_status, pod.started_at = "EXITED", None
-        if self.runtime is not None:
-            self.runtime.stop(pod.id)
-        return self._pod_view(pod)
-
-    def podResume(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        pod = self._live_pod(input["podId"])
-        if pod.desired_status != "RUNNING":
-            if self.free_gpus[pod.gpu_type_id] < pod.gpu_count:
-                raise graphql.GraphQLError(NO_FREE_GPU)
-            self.free_gpus[pod.gpu_type_id] -= pod.gpu_count
-            pod.desired_status, pod.started_at = "RUNNING", time.monotonic()
-            self._run(pod)
-        return self._pod_view(pod)
-
-    def podTerminate(self, _info: Any, input: dict[str, Any]) -> bool:
-        pod = self._state.pods.get(input["podId"])
-        if pod is None:
-            raise graphql.GraphQLError("Pod not found")
-        if pod.desired_status == "RUNNING":
-            self.free_gpus[pod.gpu_type_id] += pod.gpu_count
-        pod.desired_status, pod.started_at = "TERMINATED", None
-        if self.runtime is not None:
-            self.runtime.terminate(pod.id, pod.network_volume_id)
-        return True
-
-    def createNetworkVolume(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        if input["dataCenterId"] not in self.data_centers:
-            raise graphql.GraphQLError(f"Invalid data center id: {input['dataCenterId']}")
-        if input["size"] < 1:
-            raise graphql.GraphQLError("Network volume size must be at least 1 GB")
-        volume = StandinVolume(
-            _new_id(10), input.get("name") or "", input["size"], input["dataCenterId"]
-        )
-        self._state.volumes[volume.id] = volume
-        return {
-            "id": volume.id,
-            "name": volume.name,
-            "size": volume.size,
-            "dataCenterId": volume.data_center_id,
-        }
-
-    def updateNetworkVolume(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        volume = self._state.volumes.get(input["id"])
-        if volume is None:
-            raise graphql.GraphQLError("Network volume not found")
-        size = input.get("size")
-        if size is not None and size < volume.size:
-            raise graphql.GraphQLError("Network volume size can only be increased")
-        volume.size = size if size is not None else volume.size
-        volume.name = input.get("name") or volume.name
-        return {
-            "id": volume.id,
-            "name": volume.name,
-            "size": volume.size,
-            "dataCenterId": volume.data_center_id,
-        }
-
-    def deleteNetworkVolume(self, _info: Any, input: dict[str, Any]) -> bool:
-        if input["id"] not in self._state.volumes:
-            raise graphql.GraphQLError("Network volume not found")
-        if any(pod.network_volume_id == input["id"] for pod in self.pods()):
-            raise graphql.GraphQLError("Network volume is in use by a pod")
-        del self._state.volumes[input["id"]]
-        return True
-
-    # --- HTTP --------------------------------------------------------------------------
-
-    def _take_fault(self, ops: list[str]) -> Fault | None:
-        with self._lock:
-            for fault in self._state.faults:
-                if fault.op in ops and fault.times > 0:
+            for fault in self._traffic.faults:
+                wanted = fault.kind in kinds if kinds else fault.kind != "generic_for_gone"
+                if (
+                    fault.op in ops
+                    and fault.times > 0
+                    and wanted
+                    and (fault.api is None or fault.api == api)
+                ):
                     fault.times -= 1
                     return fault
         return None
 
-    def _execute(self, document: graphql.DocumentNode) -> tuple[int, dict[str, Any]]:
-        errors = graphql.validate(SCHEMA, document)
-        if errors:
-            return 400, {"errors": [error.formatted for error in errors]}
-        with self._lock:
-            result = graphql.execute(SCHEMA, document, root_value=self)
-        assert not isinstance(result, Iterator)
-        body: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
-        if result.errors:  # type: ignore[union-attr]
-            body["errors"] = [error.formatted for error in result.errors]  # type: ignore[union-attr]
-        return 200, body
+    def apply_later(self, delay: float, action: Callable[[], object]) -> None:
+        """Runs a request's effect after `delay` seconds (applied_late)."""
+        timer = threading.Timer(delay, action)
+        timer.daemon = True
+        timer.start()
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def handle(self, request: HttpRequest) -> HttpReply:
+        if request.path.rstrip("/") == "/graphql":
+            return self._graphql.handle(request)
+        if request.path.startswith("/v2/"):
+            return self._rest_v2.handle(request)
+        return HttpReply(404, b'{"error": "not found"}')
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         standin = self
@@ -587,71 +267,53 @@ class RunPodStandin:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the call log is the record."""
 
-            def _reply(
-                self, status: int, body: str, content_type: str = "application/json"
-            ) -> None:
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
+            def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                if self.path.rstrip("/") != "/graphql":
-                    self._reply(404, json.dumps({"error": "not found"}))
+                target = urlsplit(self.path)
+                request = HttpRequest(
+                    self.command, target.path, target.query, self.headers, self.rfile.read(length)
+                )
+                reply = standin.handle(request)
+                if reply.drop:
+                    self.close_connection = True  # the client never hears back
                     return
-                if self.headers.get("Authorization") != f"Bearer {standin.api_key}":
-                    self._reply(401, json.dumps({"error": "Unauthorized"}))
-                    return
+                self.send_response(reply.status)
+                if reply.content_type is not None:
+                    self.send_header("Content-Type", reply.content_type)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if reply.stream is None:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
                 try:
-                    query = json.loads(raw)["query"]
-                    document = graphql.parse(query)
-                except (ValueError, KeyError, TypeError, graphql.GraphQLError) as exc:
-                    with standin._lock:
-                        standin._state.calls.append(
-                            Call("<unparseable>", raw.decode(errors="replace"))
-                        )
-                    message = (
-                        exc.message if isinstance(exc, graphql.GraphQLError) else "bad request"
-                    )
-                    self._reply(400, json.dumps({"errors": [{"message": message}]}))
-                    return
-                ops = [
-                    selection.name.value
-                    for definition in document.definitions
-                    if isinstance(definition, graphql.OperationDefinitionNode)
-                    for selection in definition.selection_set.selections
-                    if isinstance(selection, graphql.FieldNode)
-                ]
-                with standin._lock:
-                    standin._state.calls.append(Call(ops[0] if ops else "<none>", query))
-                fault = standin._take_fault(ops)
-                if fault is not None and fault.kind == "rate_limit":
-                    self._reply(429, "Too Many Requests", "text/plain")
-                    return
-                if fault is not None and fault.kind == "server_error":
-                    self._reply(500, json.dumps({"errors": [{"message": SOMETHING_WENT_WRONG}]}))
-                    return
-                if fault is not None and fault.kind in ("no_capacity", "no_free_gpu"):
-                    message = NO_CAPACITY if fault.kind == "no_capacity" else NO_FREE_GPU
-                    self._reply(200, json.dumps({"data": None, "errors": [{"message": message}]}))
-                    return
-                status, body = standin._execute(document)
-                if fault is not None and fault.kind == "slow":
-                    time.sleep(fault.delay)
-                if fault is not None and fault.kind == "lost_response":
-                    self.close_connection = True  # executed, but the client never hears back
-                    return
-                self._reply(status, json.dumps(body))
+                    self.wfile.write(reply.body)
+                    for chunk in reply.stream or ():
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+                if reply.stream is not None:
+                    getattr(reply.stream, "close", lambda: None)()
+                    # A body without a length ends with the connection (whatever the
+                    # stream's own `Connection: keep-alive` header made send_header think).
+                    self.close_connection = True
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
         return Handler
 
 
+def echo(request: HttpRequest) -> str:
+    """The request quoted back, as some servers do in their errors: the Authorization header
+    (the API key) and the body (e.g. an auth key in the pod's env) included."""
+    return (
+        f"{request.method} {request.path} Authorization: {request.headers.get('Authorization')} "
+        f"body: {request.body.decode(errors='replace')}"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", default=os.environ.get("RUNPOD_API_KEY", "standin-api-key"))
     parser.add_argument("--boot-seconds", type=float, default=2.0)

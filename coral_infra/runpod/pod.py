@@ -9,9 +9,9 @@ Lifecycle decisions:
 - Replace (delete first, then create: the name is unique): name, gpu_type_id, gpu_count,
   cloud_type, data_center_id, network_volume_id, volume_gb, volume_mount_path. These pick the
   host or the volume; RunPod cannot change them on a pod.
-- Update in place with podEditJob, which resets the container (same pod id, host and volumes,
-  so tailscaled state on /workspace survives): image, container_disk_gb, ports, env,
-  docker_args.
+- Update in place (REST v2 `PATCH /v2/pods/{id}`, GraphQL `podEditJob`), which resets the
+  container (same pod id, host and volumes, so tailscaled state on /workspace survives): image,
+  container_disk_gb, ports, env, docker_args.
 - Update in place with NO RunPod call: auth_key alone. The auth key only matters for the first
   login; afterwards tailscaled's persisted state on the volume authenticates the node, so a
   rotated key must never restart or replace the pod. The new value is only recorded (secret).
@@ -148,7 +148,8 @@ def _check_pod(news: dict[str, Any]) -> list[dyn.CheckFailure]:
             failures.append(
                 dyn.CheckFailure(
                     "network_volume_id",
-                    "network_volume_id must be a RunPod id (letters and digits)",
+                    "network_volume_id must be a RunPod id (letters and digits, e.g. "
+                    "'abc123' or 'vol_xyz')",
                 )
             )
         elif news.get("volume_gb") not in (0, None):
@@ -248,7 +249,7 @@ class PodProvider(dyn.ResourceProvider):
     """CRUD for a RunPod pod; holds no credentials (it is pickled into state)."""
 
     def configure(self, req: dyn.ConfigureRequest) -> None:
-        api.configure(req.config.get(api.API_KEY_CONFIG))
+        api.configure_from_stack(req.config)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         inputs = _inputs(news)
@@ -269,7 +270,8 @@ class PodProvider(dyn.ResourceProvider):
         A pod this call deployed that fails to start is terminated before raising, because a
         raising create loses the id (pulumi/pulumi#5210). An adopted pod is never terminated
         (its pod volume may hold someone's work): a stopped one is resumed, and one that does
-        not start is left as it is, to be adopted again by the next `up`.
+        not start is left as it is, to be adopted again by the next `up`. Either way the error
+        ends with the pod's last log lines.
         """
         spec = _spec(props)
         created = api.create_pod(spec)
@@ -281,13 +283,14 @@ class PodProvider(dyn.ResourceProvider):
         try:
             pod = api.wait_for_pod(created.id)
         except api.RunPodError as exc:
+            logs = api.log_excerpt(created.id)
             if adopted is not None:
                 raise type(exc)(
                     f"{exc}; pod {created.id} existed before this `up` (adopted by its name "
                     f"{spec.name!r}) and was left as it is: start it in the RunPod console or "
-                    "terminate it, then run `pulumi up` again"
+                    f"terminate it, then run `pulumi up` again{logs}"
                 ) from None
-            raise _abandon(created.id, exc) from None
+            raise _abandon(created.id, exc, logs) from None
         return dyn.CreateResult(pod.id, _outputs(_inputs(props), pod))
 
     def read(self, id_: str, props: dict[str, Any]) -> dyn.ReadResult:
@@ -322,35 +325,42 @@ class PodProvider(dyn.ResourceProvider):
         if not changed_fields(olds, news, EDIT_ON):
             return dyn.UpdateResult({**{k: olds.get(k) for k in OUTPUTS}, **inputs})
         api.edit_pod(id_, _spec(news))
-        return dyn.UpdateResult(_outputs(inputs, api.wait_for_pod(id_)))
+        try:
+            pod = api.wait_for_pod(id_)
+        except api.RunPodError as exc:
+            raise type(exc)(
+                f"{exc}; the pod was edited (its container restarted with the new settings)"
+                f"{api.log_excerpt(id_)}"
+            ) from None
+        return dyn.UpdateResult(_outputs(inputs, pod))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Terminate; already gone is success. A pod migrated to a new id is found by name."""
-        if api.terminate_pod(id_):
-            return
-        migrated = api.find_pod_by_name(str(props.get("name")))
-        if migrated is not None:
-            api.terminate_pod(migrated.id)
+        """Terminate; already gone is success. Then every live pod still carrying the stack's
+        unique name goes too (the pod migrated to a new id, or a duplicate that a create applied
+        late left behind): `destroy` leaves no billing pod under the name."""
+        api.terminate_pod(id_)
+        for pod in api.find_pods_by_name(str(props.get("name"))):
+            api.terminate_pod(pod.id)
 
 
 def _check_adoptable(spec: api.PodSpec, pod: api.PodInfo) -> None:
     """A pod found by name is only ours to adopt when it is the pod this spec describes."""
-    if pod.gpu_type_id not in (None, spec.gpu_type_id) or pod.image != spec.image:
+    if not api.matches(spec, pod):
         raise api.RunPodRequestError(
             f"a pod named {spec.name!r} already exists ({pod.id}: {pod.gpu_type_id}, "
             f"{pod.image}) and does not match this spec; terminate it or choose another name"
         )
 
 
-def _abandon(pod_id: str, cause: api.RunPodError) -> api.RunPodError:
+def _abandon(pod_id: str, cause: api.RunPodError, logs: str) -> api.RunPodError:
     try:
         api.terminate_pod(pod_id)
     except api.RunPodError as exc:
         return type(cause)(
             f"{cause}; terminating pod {pod_id} also failed ({exc}): terminate it in the "
-            "RunPod console"
+            f"RunPod console{logs}"
         )
-    return type(cause)(f"{cause}; pod {pod_id} was terminated so nothing is left running")
+    return type(cause)(f"{cause}; pod {pod_id} was terminated so nothing is left running{logs}")
 
 
 class Pod(dyn.Resource, module="runpod", name="Pod"):

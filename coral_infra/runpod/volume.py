@@ -60,7 +60,7 @@ class NetworkVolumeProvider(dyn.ResourceProvider):
     """CRUD for a RunPod network volume; holds no credentials (it is pickled into state)."""
 
     def configure(self, req: dyn.ConfigureRequest) -> None:
-        api.configure(req.config.get(api.API_KEY_CONFIG))
+        api.configure_from_stack(req.config)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         inputs = _inputs(news)

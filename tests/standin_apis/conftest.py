@@ -1,6 +1,6 @@
-"""The Tailscale API stand-in over headscale's recorded JSON, for the unit tests of the
-stand-in and of the provider plugin stand-in (test_conformance.py has its own, over a real
-headscale)."""
+"""Fixtures of the stand-ins' own tests: the Tailscale API stand-in over headscale's recorded
+JSON (for the stand-in and the provider plugin stand-in; test_conformance.py has its own, over
+a real headscale), and the RunPod stand-in on loopback with a bare HTTP client."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from standins.runpod_api import RunPodStandin
 from standins.tailscale_api import OAuthClient, TailscaleApiStandin
 from tests.standin_apis.api_calls import API_KEY, MEMBER, OWNER
 from tests.standin_apis.recorded_headscale import RecordedHeadscale
+from tests.standin_apis.runpod_client import RUNPOD_API_KEY, RunPodClient
 
 
 @pytest.fixture
@@ -33,3 +35,14 @@ def api(headscale: RecordedHeadscale) -> Iterator[TailscaleApiStandin]:
         yield standin
     finally:
         standin.stop()
+
+
+@pytest.fixture
+def runpod() -> Iterator[RunPodStandin]:
+    with RunPodStandin(RUNPOD_API_KEY) as standin:
+        yield standin
+
+
+@pytest.fixture
+def client(runpod: RunPodStandin) -> RunPodClient:
+    return RunPodClient(runpod.url)

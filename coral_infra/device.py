@@ -95,6 +95,16 @@ class Device(pulumi.ComponentResource):
     next `up`. Nothing here runs before the device joined: the lookup waits for
     `joined_after` and for `wait_for`, and fails with the fix when a stale device holds the
     name instead of pinning the wrong one.
+
+    DeviceKey and DeviceTags are retained on delete, so neither `destroy` nor their replacement
+    (the pod came back as a new device) calls the API for a device the stack leaves. Their
+    provider's delete turns key expiry back on and removes every tag, and fails on any error:
+    on a device already removed by hand (404), `pulumi destroy` would stop before deleting the
+    pod, which keeps billing; removing all tags of a tags-only device may be refused ("Tags
+    cannot be removed without reauthorizing the device as a user", the provider's own tests).
+    Undoing them helps nobody: a pod on the retained volume comes back as this device and needs
+    them again. The device stays on the tailnet until removed (docs/costs.md);
+    DeviceAuthorization's delete makes no call.
     """
 
     device_id: pulumi.Output[str]
@@ -123,11 +133,12 @@ class Device(pulumi.ComponentResource):
         self.addresses = checked.apply(lambda d: list(d.addresses or []))
 
         child = pulumi.ResourceOptions(parent=self)
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         tailscale.DeviceKey(
-            f"{name}-key", device_id=self.device_id, key_expiry_disabled=True, opts=child
+            f"{name}-key", device_id=self.device_id, key_expiry_disabled=True, opts=retained
         )
         tailscale.DeviceTags(
-            f"{name}-tags", device_id=self.device_id, tags=[args.machine_tag], opts=child
+            f"{name}-tags", device_id=self.device_id, tags=[args.machine_tag], opts=retained
         )
         tailscale.DeviceAuthorization(
             f"{name}-authorization", device_id=self.device_id, authorized=True, opts=child

@@ -12,13 +12,17 @@ as in tailscale.com/client/tailscale/v2, which that provider uses):
                        overwriteExistingContent); read GET acl as HuJSON; delete resets (an
                        empty policy) only when asked
   TailnetKey           POST/GET/DELETE /tailnet/{t}/keys; all inputs but recreateIfInvalid
-                       replace; an invalid key reads as gone when recreateIfInvalid=always
+                       replace; a key read back invalid (or 404) stays in state marked
+                       invalid, and its diff plans a replacement as recreateIfInvalid says
   DeviceKey            POST /device/{id}/key {"keyExpiryDisabled"}
   DeviceTags           POST /device/{id}/tags {"tags"}
   DeviceAuthorization  POST /device/{id}/authorized {"authorized"}
   DnsPreferences       POST /tailnet/{t}/dns/preferences {"magicDNS"}
   getDevice            GET /tailnet/{t}/devices?hostname= (or ?name=), the first device
   getDevices / getAcl  GET /tailnet/{t}/devices (name prefix matched here) / acl as HuJSON
+
+A delete that fails reports the provider's own diagnostic, "summary: detail", as the bridge
+does; only TailnetKey's delete ignores a 404 (a device gone fails DeviceKey's and DeviceTags').
 
 docs/tailscale-api-conformance.md compares each with the real provider's source.
 
@@ -72,6 +76,44 @@ class ApiError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{message} ({status})")
         self.status = status
+
+
+class Diagnostic(RuntimeError):
+    """A Terraform error diagnostic as pulumi-terraform-bridge turns it into the operation's
+    error (pkg/pf/tfbridge/provider_diagnostics.go, processDiagnostics): "summary: detail"."""
+
+    def __init__(self, summary: str, detail: str) -> None:
+        super().__init__(summary if summary == detail else f"{summary}: {detail}")
+
+
+def _go_quoted(value: str) -> str:
+    """Go's `%q` of a framework types.String, whose String() is already quoted."""
+    return json.dumps(json.dumps(value))
+
+
+# resource_*.go Delete: the diagnostic (summary, detail) each resource reports when its call
+# fails; `{id}` is the device id, `{quoted}` the key id as `%q` prints it.
+DELETE_FAILED = {
+    "acl:Acl": ("Failed to reset ACL", "{error}"),
+    "TailnetKey": ("Failed to delete key", "Error deleting tailnet key with id {quoted}: {error}"),
+    "DeviceKey": (
+        "Failed to update device key",
+        "Failed to update key for device with ID {id}: {error}",
+    ),
+    "DeviceTags": (
+        "Failed to delete device tags",
+        "Failed to delete tags for device with ID {id}: {error}",
+    ),
+    "DnsPreferences": ("Failed to set DNS preferences", "Failed to set DNS preferences: {error}"),
+}
+
+
+def should_recreate_if_invalid(reusable: bool, recreate_if_invalid: str) -> bool:
+    """resource_tailnet_key.go shouldRecreateIfInvalid: `always`, `never`, or, unset, only a
+    reusable key (a used single-use key is expected to be invalid)."""
+    if recreate_if_invalid in ("always", "never"):
+        return recreate_if_invalid == "always"
+    return reusable
 
 
 @dataclass
@@ -158,7 +200,6 @@ KINDS: dict[str, Kind] = {
             "expiry": DEFAULT_EXPIRY_S,
             "tags": [],
             "description": "",
-            "recreateIfInvalid": "never",
         },
         frozenset({"reusable", "ephemeral", "preauthorized", "tags", "expiry", "description"}),
     ),
@@ -193,8 +234,8 @@ def _check_inputs(token: str, inputs: Mapping[str, Any]) -> list[tuple[str, str]
         expiry = inputs.get("expiry")
         if not _unknown(expiry) and not 0 <= float(expiry or 0) <= DEFAULT_EXPIRY_S:
             failures.append(("expiry", f"expected expiry in 0..{DEFAULT_EXPIRY_S}, got {expiry}"))
-        invalid = inputs.get("recreateIfInvalid")
-        if not _unknown(invalid) and invalid not in ("always", "never"):
+        invalid = inputs.get("recreateIfInvalid", "")
+        if not _unknown(invalid) and invalid not in ("", "always", "never"):
             failures.append(("recreateIfInvalid", f"expected always or never, got {invalid!r}"))
     if token.endswith("acl:Acl"):
         acl = inputs.get("acl")
@@ -257,6 +298,8 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             return action()
         except ApiError as error:
             context.abort(grpc.StatusCode.UNKNOWN, f"tailscale API: {error}")
+        except Diagnostic as error:
+            context.abort(grpc.StatusCode.UNKNOWN, str(error))
         except ValueError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
@@ -276,7 +319,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Diff(self, request: Any, context: Any) -> Any:
         def diff() -> Any:
-            _token, kind = _kind(request.urn)
+            token, kind = _kind(request.urn)
             news = _to_dict(request.news)
             olds = _to_dict(request.old_inputs) if request.HasField("old_inputs") else {}
             keys = set(olds) | set(news)
@@ -285,10 +328,12 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
                 olds, keys = _to_dict(request.olds), set(news)
             changed = sorted(key for key in keys if olds.get(key) != news.get(key))
             replaces = [key for key in changed if key in kind.replace_on]
+            if token.endswith("TailnetKey") and self._invalid_key_replaced(request, news):
+                changed, replaces = [*changed, "id"], [*replaces, "id"]
             detailed = {
                 key: provider_pb2.PropertyDiff(
                     kind=provider_pb2.PropertyDiff.UPDATE_REPLACE
-                    if key in kind.replace_on
+                    if key in replaces
                     else provider_pb2.PropertyDiff.UPDATE,
                     inputDiff=True,
                 )
@@ -305,6 +350,16 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
             )
 
         return self._guard(context, diff)
+
+    @staticmethod
+    def _invalid_key_replaced(request: Any, news: Mapping[str, Any]) -> bool:
+        """resource_tailnet_key.go ModifyPlan: a key whose state says `invalid` (as Read found
+        it) is replaced, its `id` unknown, when shouldRecreateIfInvalid says so."""
+        state = _to_dict(request.olds)
+        recreate = news.get("recreateIfInvalid", "")
+        if not state.get("invalid") or _unknown(recreate):
+            return False
+        return should_recreate_if_invalid(bool(news.get("reusable")), str(recreate))
 
     def Create(self, request: Any, context: Any) -> Any:
         token, _ = self._guard(context, lambda: _kind(request.urn))
@@ -416,8 +471,6 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
                 if error.status == 404:
                     return provider_pb2.ReadResponse()
                 raise
-            if found is None:
-                return provider_pb2.ReadResponse()
             return provider_pb2.ReadResponse(
                 id=request.id, properties=_to_struct(found), inputs=_to_struct(inputs or found)
             )
@@ -431,7 +484,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         resource_id: str,
         state: dict[str, Any],
         inputs: dict[str, Any],
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, Any]:
         if token.endswith("acl:Acl"):
             # resource_acl.go Read: PolicyFile().Raw, the HuJSON text kept as it is.
             text = client.policy_text()
@@ -442,9 +495,19 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
                     inputs["acl"] = text
             return state
         if token.endswith("TailnetKey"):
-            key = client.call("GET", client.tailnet_path("keys", resource_id))
-            if key.get("invalid") and state.get("recreateIfInvalid") == "always":
-                return None
+            # resource_tailnet_key.go Read: a key gone (404) or invalid stays in state, marked
+            # invalid; the next diff decides whether to replace it (ModifyPlan).
+            try:
+                key = client.call("GET", client.tailnet_path("keys", resource_id))
+            except ApiError as error:
+                if error.status != 404:
+                    raise
+                return {**state, "invalid": True}
+            if key.get("keyType") != "auth":
+                raise Diagnostic(
+                    f"Invalid key type '{key.get('keyType')}'",
+                    "Only 'auth' keys are supported by this resource",
+                )
             return {**state, **self._key_outputs(key), "key": state.get("key", "")}
         if token.endswith("DnsPreferences"):
             prefs = client.call("GET", client.tailnet_path("dns", "preferences"))
@@ -462,31 +525,35 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         token, _ = self._guard(context, lambda: _kind(request.urn))
         client = self._api(context)
         state = _to_dict(request.properties)
-
-        def delete() -> None:
-            try:
-                if token.endswith("acl:Acl"):
-                    if state.get("resetAclOnDestroy"):
-                        # resource_acl.go Delete: Set(ctx, "", ""), an empty policy resets
-                        # the tailnet to Tailscale's default.
-                        client.call("POST", client.tailnet_path("acl"), "")
-                elif token.endswith("TailnetKey"):
-                    client.call("DELETE", client.tailnet_path("keys", request.id))
-                elif token.endswith("DeviceKey"):
-                    client.call("POST", f"device/{request.id}/key", {"keyExpiryDisabled": False})
-                elif token.endswith("DeviceTags"):
-                    client.call("POST", f"device/{request.id}/tags", {"tags": []})
-                elif token.endswith("DnsPreferences"):
-                    client.call(
-                        "POST", client.tailnet_path("dns", "preferences"), {"magicDNS": False}
-                    )
-                # DeviceAuthorization: an authorized device cannot be de-authorized; no call.
-            except ApiError as error:
-                if error.status != 404:
-                    raise
-
-        self._guard(context, delete)
+        self._guard(context, lambda: self._delete(client, token, request.id, state))
         return empty_pb2.Empty()
+
+    @staticmethod
+    def _delete(client: Client, token: str, resource_id: str, state: Mapping[str, Any]) -> None:
+        """resource_*.go Delete. Any API error fails the delete with the resource's own
+        diagnostic, except a 404 for a TailnetKey ("Single-use keys may no longer be here")."""
+        device_id = str(state.get("deviceId") or resource_id)
+        try:
+            if token.endswith("acl:Acl"):
+                if state.get("resetAclOnDestroy"):
+                    # resource_acl.go Delete: Set(ctx, "", ""), an empty policy resets the
+                    # tailnet to Tailscale's default.
+                    client.call("POST", client.tailnet_path("acl"), "")
+            elif token.endswith("TailnetKey"):
+                client.call("DELETE", client.tailnet_path("keys", resource_id))
+            elif token.endswith("DeviceKey"):
+                client.call("POST", f"device/{device_id}/key", {"keyExpiryDisabled": False})
+            elif token.endswith("DeviceTags"):
+                client.call("POST", f"device/{device_id}/tags", {"tags": []})
+            elif token.endswith("DnsPreferences"):
+                client.call("POST", client.tailnet_path("dns", "preferences"), {"magicDNS": False})
+            # DeviceAuthorization: destroy keeps the authorization; no call.
+        except ApiError as error:
+            if token.endswith("TailnetKey") and error.status == 404:
+                return
+            summary, detail = next(v for k, v in DELETE_FAILED.items() if token.endswith(k))
+            detail = detail.format(id=device_id, quoted=_go_quoted(resource_id), error=error)
+            raise Diagnostic(summary, detail) from None
 
     # ----------------------------------------------------------------------------- invokes
 

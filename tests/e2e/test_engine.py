@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from standins.sandbox import RUNPOD_API_KEY, SANDBOX_STACK, TAILSCALE_API_KEY, Sandbox
+from tests.standin_apis.api_calls import call
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +36,11 @@ def only_node(sandbox: Sandbox) -> dict[str, Any]:
     nodes = sandbox.headscale.nodes_named(HOSTNAME)
     assert len(nodes) == 1, nodes
     return nodes[0]
+
+
+def resources(sandbox: Sandbox) -> list[dict[str, Any]]:
+    export = json.loads(sandbox.pulumi("stack", "export").stdout)
+    return list(export["deployment"].get("resources") or [])
 
 
 def running_pod_pid(sandbox: Sandbox, pod_id: str) -> int:
@@ -129,6 +135,33 @@ def test_key_rotation_does_not_touch_the_pod(sandbox: Sandbox, first_up: dict[st
     assert running_pod_pid(sandbox, pod_id) == pid
     mutations = {"podEditJob", "podStop", "podResume", "podTerminate", "podFindAndDeployOnDemand"}
     assert not [c.op for c in sandbox.runpod.calls if c.op in mutations]
+
+
+def test_a_key_deleted_by_hand_is_replaced_after_refresh(
+    sandbox: Sandbox, first_up: dict[str, Any]
+) -> None:
+    """The provider keeps an invalid key in state, marked `invalid`, and the next diff replaces
+    it because the stack says `recreateIfInvalid: always`; the pod keeps running."""
+    pod_id = machine(first_up)["podId"]
+    pid = running_pod_pid(sandbox, pod_id)
+    [old_key] = sandbox.tailscale_api.key_ids
+    deleted = call(
+        sandbox.tailscale_api, "DELETE", f"tailnet/-/keys/{old_key}", token=TAILSCALE_API_KEY
+    )
+    assert deleted[0] == 200
+
+    sandbox.pulumi("refresh", "--yes", "--suppress-progress")
+    [key] = [r for r in resources(sandbox) if r["type"] == "tailscale:index/tailnetKey:TailnetKey"]
+    assert (key["id"], key["outputs"]["invalid"]) == (old_key, True)
+    preview = sandbox.pulumi("preview", "--diff", "--suppress-progress")
+    replaced = rf"\+-tailscale:index/tailnetKey:TailnetKey: \(replace\)\s+\[id={old_key}\]"
+    assert re.search(replaced, preview.stdout), preview.stdout
+    assert "+-1 to replace" in preview.stdout
+    out = machine(sandbox.up())
+
+    [new_key] = sandbox.tailscale_api.key_ids
+    assert new_key != old_key
+    assert out["podId"] == pod_id and running_pod_pid(sandbox, pod_id) == pid
 
 
 def test_pod_terminated_out_of_band_comes_back_as_the_same_machine(

@@ -59,12 +59,16 @@ DEVICE_AUTHORIZATION = urn("tailscale:index/deviceAuthorization:DeviceAuthorizat
 DNS = urn("tailscale:index/dnsPreferences:DnsPreferences")
 
 
-@pytest.fixture
-def provider(api: TailscaleApiStandin) -> Provider:
+def configured(api: TailscaleApiStandin, api_key: str = API_KEY) -> Provider:
     plugin = Provider()
-    variables = {"tailscale:config:apiKey": API_KEY, "tailscale:config:baseUrl": api.url}
+    variables = {"tailscale:config:apiKey": api_key, "tailscale:config:baseUrl": api.url}
     plugin.Configure(provider_pb2.ConfigureRequest(variables=variables), Context())
     return plugin
+
+
+@pytest.fixture
+def provider(api: TailscaleApiStandin) -> Provider:
+    return configured(api)
 
 
 def create(provider: Provider, resource: str, inputs: Mapping[str, Any]) -> tuple[str, Any]:
@@ -90,6 +94,20 @@ def delete(provider: Provider, resource: str, resource_id: str, state: Mapping[s
         provider_pb2.DeleteRequest(id=resource_id, urn=resource, properties=struct(state)),
         Context(),
     )
+
+
+def planned_replacement(
+    provider: Provider, resource: str, state: Mapping[str, Any], news: Mapping[str, Any]
+) -> list[str]:
+    """What the engine's diff of `state` against the program's `news` replaces."""
+    checked = provider.Check(provider_pb2.CheckRequest(urn=resource, news=struct(news)), Context())
+    diff = provider.Diff(
+        provider_pb2.DiffRequest(
+            id="r", urn=resource, olds=struct(state), news=checked.inputs, old_inputs=checked.inputs
+        ),
+        Context(),
+    )
+    return list(diff.replaces)
 
 
 def invoke(provider: Provider, token: str, args: Mapping[str, Any]) -> Any:
@@ -192,11 +210,11 @@ def test_get_acl_reads_the_hujson_once_and_minimizes_it(
     assert api.calls == [("GET", "/tailnet/-/acl")]
 
 
-def test_device_tags_destroy_sets_no_tags_and_ignores_a_gone_device(
+def test_device_tags_destroy_sets_no_tags(
     provider: Provider, api: TailscaleApiStandin, headscale: RecordedHeadscale
 ) -> None:
-    """resource_device_tags.go Delete: SetTags(id, []). The real provider fails on any error,
-    a 404 included; the stand-in ignores a 404 (docs/tailscale-api-conformance.md)."""
+    """resource_device_tags.go Delete: SetTags(id, []) (the API stand-in then shows the device
+    untagged; what Tailscale does is not verified)."""
     headscale.recorded = [recorded_node(1, MACHINE, tags=[TAG])]
     assert call(api, "POST", "tailnet/-/acl", policy())[0] == 200
     write = {"deviceId": "n1CNTRL", "tags": [TAG]}
@@ -204,8 +222,45 @@ def test_device_tags_destroy_sets_no_tags_and_ignores_a_gone_device(
     delete(provider, DEVICE_TAGS, device_id, state)
     assert "tags" not in call(api, "GET", "device/n1CNTRL")[1]
     assert ("POST", "/device/n1CNTRL/tags") in api.calls
-    headscale.recorded = []
-    delete(provider, DEVICE_TAGS, device_id, state)
+
+
+@pytest.mark.parametrize(
+    ("resource", "inputs", "message"),
+    [
+        (
+            DEVICE_TAGS,
+            {"tags": [TAG]},
+            "Failed to delete device tags: Failed to delete tags for device with ID n1CNTRL: "
+            "device not found (404)",
+        ),
+        (
+            DEVICE_KEY,
+            {"keyExpiryDisabled": True},
+            "Failed to update device key: Failed to update key for device with ID n1CNTRL: "
+            "device not found (404)",
+        ),
+    ],
+)
+def test_device_settings_destroy_fails_when_the_device_is_gone(
+    provider: Provider,
+    api: TailscaleApiStandin,
+    headscale: RecordedHeadscale,
+    resource: str,
+    inputs: dict[str, Any],
+    message: str,
+) -> None:
+    """resource_device_tags.go and resource_device_key.go Delete: any error, a 404 for a device
+    removed by hand included, fails the delete with the resource's diagnostic, which the
+    bridge reports as "summary: detail" (only TailnetKey's Delete ignores a 404)."""
+    headscale.recorded = [recorded_node(1, MACHINE, tags=[TAG])]
+    assert call(api, "POST", "tailnet/-/acl", policy())[0] == 200
+    device_id, state = create(provider, resource, {"deviceId": "n1CNTRL", **inputs})
+    assert call(api, "DELETE", "device/n1CNTRL")[0] == 200
+    with pytest.raises(Aborted) as failed:
+        delete(provider, resource, device_id, state)
+    assert str(failed.value) == message
+    # Read: a device that is gone removes the resource from state instead.
+    assert read(provider, resource, device_id, state) is None
 
 
 def test_device_key_destroy_turns_key_expiry_back_on(
@@ -234,24 +289,74 @@ def test_device_authorization_authorizes_and_its_destroy_changes_nothing(
     assert call(api, "GET", "device/n1CNTRL")[1]["authorized"] is True
     api.calls.clear()
     delete(provider, DEVICE_AUTHORIZATION, device_id, state)
+    headscale.recorded = []  # a device already gone changes nothing either
+    delete(provider, DEVICE_AUTHORIZATION, device_id, state)
     assert api.calls == []
 
 
-def test_tailnet_key_expiry_goes_in_seconds_and_a_deleted_key_is_recreated_when_always(
-    provider: Provider, api: TailscaleApiStandin
-) -> None:
-    """resource_tailnet_key.go: expiry in seconds (expirySeconds), read back from the key;
-    an invalid (revoked, expired) key is replaced when recreate_if_invalid says so."""
+KEY_INPUTS = {"reusable": True, "preauthorized": True, "tags": [TAG], "expiry": 7200}
+
+
+def test_tailnet_key_expiry_goes_in_seconds(provider: Provider, api: TailscaleApiStandin) -> None:
+    """resource_tailnet_key.go Create: expiry in seconds (expirySeconds), read back from the
+    key; a valid key reads `invalid: false` and plans no replacement."""
     assert call(api, "POST", "tailnet/-/acl", policy())[0] == 200
-    inputs = {"reusable": True, "preauthorized": True, "tags": [TAG], "expiry": 7200}
-    key_id, state = create(provider, KEY, {**inputs, "recreateIfInvalid": "always"})
+    inputs = {**KEY_INPUTS, "recreateIfInvalid": "always"}
+    key_id, state = create(provider, KEY, inputs)
     live = call(api, "GET", f"tailnet/-/keys/{key_id}")[1]
     assert live["expirySeconds"] == 7200 and state["key"] == api.minted[-1]
     assert read(provider, KEY, key_id, state)["invalid"] is False
+    assert planned_replacement(provider, KEY, state, inputs) == []
+
+
+@pytest.mark.parametrize(
+    ("recreate_if_invalid", "reusable", "replaced"),
+    [
+        ("always", True, True),
+        ("always", False, True),
+        (None, True, True),  # unset: a reusable key is recreated...
+        (None, False, False),  # ...a single-use one (used, so invalid) is not
+        ("never", True, False),
+    ],
+)
+def test_an_invalid_key_stays_in_state_and_is_replaced_as_recreate_if_invalid_says(
+    provider: Provider,
+    api: TailscaleApiStandin,
+    recreate_if_invalid: str | None,
+    reusable: bool,
+    replaced: bool,
+) -> None:
+    """resource_tailnet_key.go Read keeps an invalid key (revoked, expired, or 404) in state
+    with `invalid: true`; ModifyPlan then plans its replacement (`id` unknown) when
+    shouldRecreateIfInvalid(reusable, recreate_if_invalid) says so, else nothing changes."""
+    assert call(api, "POST", "tailnet/-/acl", policy())[0] == 200
+    inputs: dict[str, Any] = {**KEY_INPUTS, "reusable": reusable}
+    if recreate_if_invalid is not None:
+        inputs["recreateIfInvalid"] = recreate_if_invalid
+    key_id, state = create(provider, KEY, inputs)
     assert call(api, "DELETE", f"tailnet/-/keys/{key_id}")[0] == 200
-    assert read(provider, KEY, key_id, state) is None  # gone: the next up creates a new key
-    kept = read(provider, KEY, key_id, {**state, "recreateIfInvalid": "never"})
+    kept = read(provider, KEY, key_id, state)
     assert kept["invalid"] is True and kept["key"] == state["key"]
+    assert planned_replacement(provider, KEY, kept, inputs) == (["id"] if replaced else [])
+    # A key the API no longer knows at all (404) reads the same way.
+    gone = read(provider, KEY, "kGONE", state)
+    assert gone["invalid"] is True and gone["key"] == state["key"]
+
+
+def test_tailnet_key_destroy_ignores_only_a_key_already_gone(
+    provider: Provider, api: TailscaleApiStandin
+) -> None:
+    """resource_tailnet_key.go Delete: a 404 is ignored ("Single-use keys may no longer be
+    here"); any other error fails with the provider's message (the id printed with Go's %q of
+    an already quoted types.String)."""
+    delete(provider, KEY, "kGONE", {})
+    assert ("DELETE", "/tailnet/-/keys/kGONE") in api.calls
+    with pytest.raises(Aborted) as failed:
+        delete(configured(api, api_key="tskey-api-wrong"), KEY, "kGONE", {})
+    assert str(failed.value) == (
+        'Failed to delete key: Error deleting tailnet key with id "\\"kGONE\\"": '
+        "API token invalid (401)"
+    )
 
 
 def test_dns_preferences_destroy_turns_magic_dns_off(
@@ -285,7 +390,7 @@ def test_every_test_the_docs_name_exists() -> None:
             table = line.split("|")[1].strip()
         elif table in ("wire detail", "behaviour") and not line.startswith("|---"):
             rows.append(line)
-    assert len(rows) == 23
+    assert len(rows) == 25
     for row in rows:
         named = re.findall(r"`(?:[\w/.]+::)?(test_\w+)`", row)
         assert named, f"no test named in: {row[:80]}"

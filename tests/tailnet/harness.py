@@ -81,15 +81,31 @@ class TailnetMocks(Mocks):
         return [c.token for c in self.calls]
 
 
+class RecordingMonitor(MockMonitor):
+    """Also keeps each resource's registration request, by name: the options the engine gets
+    (`retainOnDelete`, ...), which the mocks' MockResourceArgs leave out."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.requests: dict[str, Any] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.requests[request.name] = request
+        return super().RegisterResource(request)
+
+    def retained_on_delete(self) -> list[str]:
+        return sorted(n for n, r in self.requests.items() if r.retainOnDelete)
+
+
 def run(
     mocks: TailnetMocks,
     program: Callable[[], Awaitable[dict[str, Any]]],
     *,
     stack: str,
     preview: bool = False,
-) -> tuple[dict[str, Any], MockMonitor]:
+) -> tuple[dict[str, Any], RecordingMonitor]:
     """Run `program` under mocks; returns what it collected and the monitor's registrations."""
-    monitor = MockMonitor(mocks)
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     collected: dict[str, Any] = {}
 

@@ -218,24 +218,12 @@ def test_overwrite_existing_is_passed_to_the_acl() -> None:
 
 
 def test_retain_on_delete_is_set_on_dns_preferences() -> None:
-    """retain_on_delete is a resource option the mock monitor does not record: check the object."""
-    import pulumi
-
-    seen: dict[str, Any] = {}
-    original = pulumi.CustomResource.__init__
-
-    def spy(self: Any, t: str, name: str, props: Any = None, opts: Any = None, *a: Any, **k: Any):
-        seen[t] = opts
-        original(self, t, name, props, opts, *a, **k)
-
     mocks = TailnetMocks()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pulumi.CustomResource, "__init__", spy)
-        run(
-            mocks, tailnet_program("solo", settings_with({**OWNER, "magicDns": True})), stack="solo"
-        )
-    assert seen[DNS].retain_on_delete is True
-    assert not seen[ACL].retain_on_delete
+    _, monitor = run(
+        mocks, tailnet_program("solo", settings_with({**OWNER, "magicDns": True})), stack="solo"
+    )
+    assert monitor.retained_on_delete() == ["tailnet-dns"]
+    assert "tailnet-policy" in monitor.requests  # the Acl is not retained (and never resets)
 
 
 def unknown_output() -> pulumi.Output[str]:
@@ -298,6 +286,17 @@ def test_device_is_looked_up_then_pinned() -> None:
     assert collected["id"][0] == "nABC123CNTRL"
     assert collected["name"][0] == "coral-machine.tail1234.ts.net"
     assert collected["addresses"][0] == ["100.64.0.7", "fd7a:115c:a1e0::7"]
+
+
+def test_device_key_and_tags_are_retained_on_delete() -> None:
+    """Their provider's delete fails on a device removed by hand and undoes settings a device
+    the stack leaves still needs (coral_infra/device.py); DeviceAuthorization's makes no call."""
+    mocks = TailnetMocks(devices=[device("coral-machine", "nABC123CNTRL")])
+    _, monitor = run(mocks, device_program(), stack="prod")
+    assert monitor.retained_on_delete() == ["device-key", "device-tags"]
+    authorization = monitor.requests["device-authorization"]
+    assert authorization.type == "tailscale:index/deviceAuthorization:DeviceAuthorization"
+    assert authorization.retainOnDelete is False
 
 
 def test_device_lookup_waits_for_a_new_pod_in_preview() -> None:

@@ -4,7 +4,7 @@ import pulumi
 
 from coral_infra.machine import Machine, MachineArgs
 from coral_infra.runpod.catalog import EngineConfig, checked_against_catalog
-from coral_infra.settings import load_from_engine
+from coral_infra.settings import idle_stop_notes, load_from_engine
 from coral_infra.tailnet import Tailnet, TailnetArgs
 
 settings = load_from_engine()
@@ -14,6 +14,8 @@ for warning in catalog.warnings:
     pulumi.log.warn(warning)
 for price in catalog.prices:
     pulumi.log.info(str(price))
+for note in idle_stop_notes(settings):
+    pulumi.log.warn(note)
 stack = pulumi.get_stack()
 tailnet = Tailnet(
     "tailnet",

@@ -34,10 +34,14 @@ def state_dir(machine: MachineSettings) -> str:
 
 
 def pod_spec(
-    stack: str, machine: MachineSettings, login_server: str | None = None
+    stack: str,
+    machine: MachineSettings,
+    login_server: str | None = None,
+    runpod_api_url: str | None = None,
 ) -> dict[str, Any]:
     """The pod's inputs except the auth key and the network volume id (both known only
-    during `up`)."""
+    during `up`). `runpod_api_url`: the stack's RunPod API when it is not RunPod's own (the
+    sandbox), for the idle stop in the pod."""
     inject = machine.bootstrap == "inject"
     env = {
         **machine.env,
@@ -46,6 +50,8 @@ def pod_spec(
             state_dir=state_dir(machine),
             include_script=inject,
             extra_up_args=[f"--login-server={login_server}"] if login_server else (),
+            idle_stop_seconds=machine.idle_stop_seconds,
+            runpod_api_url=runpod_api_url,
         ),
     }
     return {
@@ -117,10 +123,16 @@ class Machine(pulumi.ComponentResource):
             )
             network_volume_id = volume.id
 
+        runpod_api = api.base_url()
         pod = Pod(
             f"{name}-pod",
             PodArgs(
-                **pod_spec(args.stack, machine, args.tailnet.login_server),
+                **pod_spec(
+                    args.stack,
+                    machine,
+                    args.tailnet.login_server,
+                    None if runpod_api == api.DEFAULT_BASE_URL else runpod_api,
+                ),
                 network_volume_id=network_volume_id,
                 auth_key=pulumi.Output.secret(args.auth_key),
             ),

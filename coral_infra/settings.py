@@ -12,11 +12,13 @@ given and what is allowed: a user fixes every mistake in one round instead of on
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -60,7 +62,23 @@ _SSH_SOURCES = ("autogroup:owner", "autogroup:admin", "autogroup:member", "autog
 MAX_CHECK_PERIOD_HOURS = 168
 MAX_KEY_EXPIRY_DAYS = 90
 # Env names the program sets itself on every pod; a user value would silently lose.
-RESERVED_ENV = frozenset({"TAILSCALE_AUTHKEY", "TS_AUTHKEY", "TS_AUTH_KEY", "TS_HOSTNAME"})
+RESERVED_ENV = frozenset(
+    {
+        "TAILSCALE_AUTHKEY",
+        "TS_AUTHKEY",
+        "TS_AUTH_KEY",
+        "TS_HOSTNAME",
+        "CORAL_IDLE_STOP",
+        "CORAL_RUNPOD_API_URL",
+    }
+)
+IDLE_STOP_MINIMUM = "15m"
+"""The shortest idleStop: a pod takes minutes to start again, and a shorter one stops between
+two working sessions."""
+SANDBOX_IDLE_STOP_MINIMUM_S = 10
+"""The minimum when the RunPod API is on loopback (RUNPOD_API_BASE_URL), which only a local
+stand-in is: lets the sandbox's tests watch an idle stop fire; never RunPod's own API."""
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class _Model(BaseModel):
@@ -372,6 +390,40 @@ class MachineSettings(_Model):
     bootstrap: Literal["inject", "image"] = "inject"
     """'inject': the start command brings Tailscale into a stock image; 'image': the image was
     built from coral_infra/bootstrap/Dockerfile and starts it itself."""
+    idle_stop: str | None = None
+    """Stop the pod after this long without activity, e.g. '2h' (at least 15m); unset (the
+    default): never. Activity is an open Tailscale SSH or sshd session, or GPU utilisation above
+    10% (a training job). The pod stops itself through RunPod's API with its own pod-scoped
+    key; the volume and the tailnet identity stay, and `pulumi up` or `coral start` brings the
+    machine back. Decisions are logged to idle.log beside tailscaled.log."""
+
+    @field_validator("idle_stop")
+    @classmethod
+    def _idle_stop_is_a_sane_duration(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        minimum = idle_stop_minimum_seconds()
+        shown = IDLE_STOP_MINIMUM if minimum > SANDBOX_IDLE_STOP_MINIMUM_S else f"{minimum}s"
+        try:
+            seconds = parse_duration_hours(value) * 3600
+        except ValueError:
+            raise ValueError(
+                f"got {value!r}; an idle time is a duration like '2h', '90m' or '1h30m' "
+                "(remove idleStop to never stop the pod)"
+            ) from None
+        if seconds < minimum:
+            raise ValueError(
+                f"got {value!r}; the shortest idle stop is {shown}: a pod takes minutes to "
+                "start again, and a shorter idle time stops it between two sessions"
+            )
+        return value
+
+    @property
+    def idle_stop_seconds(self) -> int | None:
+        """`idleStop` in whole seconds, or None when the pod never stops itself."""
+        if self.idle_stop is None:
+            return None
+        return round(parse_duration_hours(self.idle_stop) * 3600)
 
     @field_validator("data_center")
     @classmethod
@@ -579,6 +631,27 @@ def parse_settings(
     if problems or settings is None:
         raise SettingsError(problems, source)
     return settings
+
+
+def idle_stop_minimum_seconds() -> int:
+    """The shortest idleStop allowed: 15m, or 10s with a loopback RunPod API (a stand-in)."""
+    host = urlsplit(os.environ.get("RUNPOD_API_BASE_URL") or "").hostname
+    if host in _LOOPBACK_HOSTS:
+        return SANDBOX_IDLE_STOP_MINIMUM_S
+    return round(parse_duration_hours(IDLE_STOP_MINIMUM) * 3600)
+
+
+def idle_stop_notes(settings: Settings) -> list[str]:
+    """What a user with an idle stop should know about their machines (shown, not refused)."""
+    return [
+        f"{NAMESPACE}:machines[{index}].idleStop: {machine.hostname} keeps /workspace on its "
+        "pod volume (volume.kind: pod). An idle stop keeps that data and the tailnet identity, "
+        "but a stopped pod can only start again on its own host: if that host has no free GPU "
+        "then, getting the machine back means a new pod with a fresh volume and a new tailnet "
+        "device. Use volume.kind: network to keep the identity whatever the host."
+        for index, machine in enumerate(settings.machines)
+        if machine.idle_stop is not None and machine.volume.kind == "pod"
+    ]
 
 
 def stack_file(stack: str) -> Path:

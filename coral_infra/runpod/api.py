@@ -93,6 +93,9 @@ class Timing:
     dynamic providers, so the deadline lives here)."""
     log_idle: float = 2.0
     """Seconds without a new log line after which the pod's log stream counts as read."""
+    online_deadline: float = 300.0
+    """Seconds a started pod's bootstrap has, once the pod runs, to report its device online
+    on the tailnet (coral_infra/runpod/lifecycle.py)."""
 
 
 timing = Timing()
@@ -697,6 +700,23 @@ def pod_log(pod_id: str, lines: int = POD_LOG_LINES) -> list[str]:
     rest_v2 = import_module(WIRE_FORMATS["v2"])
     found: list[str] = _run("read pod log", lambda: rest_v2.pod_log(pod_id, lines))
     return [redact(line) for line in found[-lines:]]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a pod's log, with RunPod's timestamp (also the stream's resume cursor)."""
+
+    ts: str
+    line: str
+
+
+def pod_log_since(pod_id: str, since: str | None) -> list[LogLine]:
+    """The pod's container log lines after the cursor `since` (a `LogLine.ts`; None: the last
+    line only, so its `ts` can serve as the cursor of what comes next), `tskey-…` redacted."""
+    check_id(pod_id, "pod id")
+    rest_v2 = import_module(WIRE_FORMATS["v2"])
+    found: list[LogLine] = _run("read pod log", lambda: rest_v2.pod_log_since(pod_id, since))
+    return [LogLine(entry.ts, redact(entry.line)) for entry in found]
 
 
 def log_excerpt(pod_id: str, lines: int = POD_LOG_LINES) -> str:

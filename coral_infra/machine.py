@@ -15,7 +15,7 @@ import pulumi
 
 from coral_infra import bootstrap
 from coral_infra.device import Device, DeviceArgs
-from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs, api
+from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs, PodName, api
 from coral_infra.settings import MachineSettings, TailnetSettings
 from coral_infra.ssh_config import ssh_config_block
 
@@ -123,6 +123,9 @@ class Machine(pulumi.ComponentResource):
             )
             network_volume_id = volume.id
 
+        # Held before the pod exists and released after it is gone: `destroy` terminates any
+        # pod with the name, even one a failed create left out of state (runpod/pod_name.py).
+        claim = PodName(f"{name}-pod-name", pod_name(args.stack, machine), child)
         runpod_api = api.base_url()
         pod = Pod(
             f"{name}-pod",
@@ -136,7 +139,7 @@ class Machine(pulumi.ComponentResource):
                 network_volume_id=network_volume_id,
                 auth_key=pulumi.Output.secret(args.auth_key),
             ),
-            child,
+            pulumi.ResourceOptions(parent=self, depends_on=[claim]),
         )
         device = Device(
             f"{name}-device",

@@ -325,12 +325,7 @@ class RunPodAccount:
             for data_center_id in spec.data_center_ids:
                 if data_center_id not in self.data_centers:
                     raise AccountError("invalid", f"Invalid data center id: {data_center_id}")
-            if 0 < spec.volume_gb < PERSISTENT_VOLUME_MIN_GB:
-                raise AccountError(
-                    "invalid",
-                    f"volume size {spec.volume_gb} GB is below the "
-                    f"{PERSISTENT_VOLUME_MIN_GB} GB floor of a persistent volume",
-                )
+            _check_disks(spec.container_disk_gb, spec.volume_gb)
             candidates = spec.data_center_ids or self.data_centers
             if spec.network_volume_id is not None:
                 volume = self._state.volumes.get(spec.network_volume_id)
@@ -390,6 +385,7 @@ class RunPodAccount:
         restarts with them (image, env, ports, disk, start command), a stopped one keeps them
         for its next start."""
         with self._lock:
+            _check_disks(changes.get("container_disk_gb", 1), changes.get("volume_gb", 0))
             for name, value in changes.items():
                 setattr(pod, name, value)
             if restart and pod.desired_status == "RUNNING":
@@ -561,6 +557,19 @@ def env_mapping(entries: list[str]) -> dict[str, str]:
 
 def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
+
+
+def _check_disks(container_disk_gb: int, volume_gb: int) -> None:
+    if container_disk_gb < 1:
+        raise AccountError(
+            "invalid", f"container disk must be at least 1 GB, got {container_disk_gb}"
+        )
+    if 0 < volume_gb < PERSISTENT_VOLUME_MIN_GB:
+        raise AccountError(
+            "invalid",
+            f"volume size {volume_gb} GB is below the {PERSISTENT_VOLUME_MIN_GB} GB floor "
+            "of a persistent volume",
+        )
 
 
 def _check_volume_size(size: int) -> None:

@@ -15,18 +15,21 @@ Faults (`inject(op, kind)`; `op` is a GraphQL top-level field such as
 
 - rate_limit: 429 (GraphQL: plain text; v2: problem body, `Retry-After` = ceil(delay) s).
 - server_error: 500 with RunPod's generic "Something went wrong" (v2: problem body).
-- html_502: 502 with an HTML page, as a proxy in front of the API answers (not JSON).
+- html_502: 502 with an HTML page, as a proxy in front of the API answers (not JSON; not the
+  API's answer, so not checked against the OpenAPI document).
 - slow: the request is applied, the answer comes after `delay` seconds.
 - lost_response: the request is applied, the connection drops without an answer.
 - applied_late: the connection drops at once without an answer; the request is applied only
   after `delay` seconds, so a client that looks the name up at once does not see it yet.
-- no_capacity: the create answers RunPod's capacity error (v2: 400 problem).
-- no_free_gpu: the start/resume answers "not enough free GPUs" (v2: 400 problem).
+- no_capacity: the create answers RunPod's capacity error (GraphQL: an error in a 200
+  answer; v2: 400 problem).
+- no_free_gpu: the start/resume answers "not enough free GPUs" (as no_capacity).
 - generic_for_gone: a request naming a pod that does not exist answers the generic
-  "Something went wrong" (v2: 500 problem) instead of "not found"; only consumed by such a
-  request.
+  "Something went wrong" (GraphQL: an error in a 200 answer; v2: 500 problem) instead of "not
+  found"; only such a request consumes it.
 - echo_request: an error whose text quotes the request back: the Authorization header (the
-  API key) and the body (e.g. a `tskey-` auth key in the env) — for testing redaction.
+  API key) and the body (e.g. a `tskey-` auth key in the env) — for testing redaction
+  (GraphQL: an error in a 200 answer; v2: 400 problem).
 
 Run for a demo: `python -m standins.runpod_api --port 8765 --api-key KEY`, then point the SDK
 or a v2 client at it with RUNPOD_API_BASE_URL=http://127.0.0.1:8765.
@@ -52,6 +55,7 @@ from standins.runpod_account import (
     GpuTypeOffer,
     RunPodAccount,
 )
+from standins.runpod_openapi import Violation
 
 FaultKind = Literal[
     "rate_limit",
@@ -212,7 +216,7 @@ class RunPodStandin(RunPodAccount):
         with self._lock:
             self._traffic.calls.clear()
 
-    def openapi_violations(self) -> list[Any]:
+    def openapi_violations(self) -> list[Violation]:
         """Every v2 request or response that broke RunPod's OpenAPI document (see
         standins/runpod_openapi.py `Violation`); empty when client and stand-in kept to it."""
         return self._rest_v2.document.violations()

@@ -37,6 +37,7 @@ from typing import Any
 from coral_infra import hujson
 from coral_infra.settings import load_stack
 from standins.pod_runtime import PodRuntime, PodRuntimeError, check_can_run_pods
+from standins.runpod_account import DEFAULT_GPU_TYPES, GpuTypeOffer
 from standins.runpod_api import RunPodStandin
 from standins.tailnet_testbed import (
     REPO_ROOT,
@@ -78,6 +79,12 @@ POD_IMAGE_ENV = {
     "CORAL_SSHD": "0",
 }
 PROJECT_LINKS = ("__main__.py", "coral_infra", "policy", ".venv")
+# GPU types RunPod offers that the stand-in's defaults lack but stacks/ name (prod): the
+# program checks every machine against RunPod's catalog before it registers anything.
+EXTRA_GPU_TYPES = (
+    GpuTypeOffer("NVIDIA A100 80GB PCIe", "A100 PCIe", 80, 8, 1.64),
+    GpuTypeOffer("NVIDIA A100-SXM4-80GB", "A100 SXM", 80, 8, 1.89),
+)
 PID_FILE = "demo/sandbox.pid"
 
 
@@ -239,7 +246,9 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
     runtime = PodRuntime(
         root=testbed.path("runpod"), image_path=(bin_dir,), image_env=POD_IMAGE_ENV
     )
-    runpod = RunPodStandin(RUNPOD_API_KEY, runtime=runtime).start()
+    runpod = RunPodStandin(
+        RUNPOD_API_KEY, runtime=runtime, gpu_types=(*DEFAULT_GPU_TYPES, *EXTRA_GPU_TYPES)
+    ).start()
     project = _project(testbed.root)
     home = testbed.path("pulumi-home")
     env = {

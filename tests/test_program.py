@@ -11,7 +11,9 @@ import asyncio
 import base64
 import gc
 import json
+import logging
 import runpy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,12 @@ from pulumi.runtime.settings import ROOT, SETTINGS
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from coral_infra.device import StaleDeviceError
+from coral_infra.device import DeviceJoinError, StaleDeviceError
 from coral_infra.policy import PolicyError, environment_rules, policy_for_stack
+from coral_infra.runpod import api
 from coral_infra.settings import SettingsError, read_stack_config
+from standins.runpod_api import RunPodStandin
+from tests.runpod.helpers import CATALOG_GPUS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
@@ -38,7 +43,7 @@ MOCK_RUNPOD_KEY = "rpa_MOCKRUNPODKEY0123456789"
 TAILNET_DOMAIN = "tail1234.ts.net"
 POD = "pulumi-python:dynamic/runpod:Pod"
 # The failures some tests provoke; the engine wraps them in ValueError while resolving inputs.
-EXPECTED_FAILURES = (StaleDeviceError, PolicyError, SettingsError, ValueError)
+EXPECTED_FAILURES = (StaleDeviceError, DeviceJoinError, PolicyError, SettingsError, ValueError)
 VOLUME = "pulumi-python:dynamic/runpod:NetworkVolume"
 
 
@@ -51,6 +56,8 @@ class CoralMocks(pulumi_mocks.Mocks):
     """Pods are created by this run: in preview their ids are unknown (the mock gives none)."""
     devices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    never_joins: bool = False
+    """getDevice fails as the provider does when wait_for runs out."""
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
@@ -61,6 +68,7 @@ class CoralMocks(pulumi_mocks.Mocks):
                 return "", state
             state["pod_id"] = f"pod{len(args.name)}x7k2"
             state["desired_status"] = "RUNNING"
+            return state["pod_id"], state  # a RunPod id: the program reads the pod's log by it
         return f"{args.name}-id", state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -69,6 +77,8 @@ class CoralMocks(pulumi_mocks.Mocks):
             text = json.dumps(self.live_policy or {})
             return {"id": "acl", "json": text, "hujson": text}
         if args.token == "tailscale:index/getDevice:getDevice":
+            if self.never_joins:
+                raise Exception(f"could not find device with hostname: {args.args['hostname']}")
             return self.devices[args.args["hostname"]][0]
         if args.token == "tailscale:index/getDevices:getDevices":
             prefix = args.args["namePrefix"]
@@ -100,9 +110,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.stack_outputs: dict[str, Any] = {}
         self.retained: dict[str, bool] = {}
+        self.dependencies: dict[str, list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         self.retained[request.name] = request.retainOnDelete
+        self.dependencies[request.name] = list(request.dependencies)
         return super().RegisterResource(request)
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -175,6 +187,20 @@ def mocks_for(stack: str) -> CoralMocks:
             devices={"coral-dev": [device("coral-dev", "tag:coral-dev", 9)]},
         )
     return CoralMocks(devices={"coral-machine": [device("coral-machine", "tag:coral-machine")]})
+
+
+@pytest.fixture(autouse=True)
+def runpod_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunPodStandin]:
+    """The RunPod stand-in (with the GPU types the stack files name): the program checks each
+    machine against its catalog before registering anything, with the stack's mock key."""
+    monkeypatch.setattr(api, "_catalogs", {})
+    monkeypatch.delenv(api.API_KEY_ENV, raising=False)
+    with RunPodStandin(MOCK_RUNPOD_KEY) as standin:
+        standin.gpu_types.update({offer.id: offer for offer in CATALOG_GPUS})
+        standin.free_gpus.update({offer.id: 16 for offer in CATALOG_GPUS})
+        monkeypatch.setenv(api.BASE_URL_ENV, standin.url)
+        yield standin
+    api.configure(None)
 
 
 @pytest.fixture(autouse=True)
@@ -265,6 +291,18 @@ def test_prod_pod_and_retained_network_volume() -> None:
     assert script == (PROJECT_ROOT / "coral_infra/bootstrap/start.sh").read_bytes()
     assert "CORAL_BOOTSTRAP_B64" in pod["docker_args"]
     assert secret_value(pod["auth_key"]) == MOCK_AUTH_KEY
+
+
+def test_each_pod_depends_on_the_claim_of_its_unique_name() -> None:
+    """So `destroy` deletes the pod before the claim, whose delete terminates any pod left
+    with the name (coral_infra/runpod/pod_name.py)."""
+    run = run_program("prod", mocks_for("prod"))
+    (claim,) = run.resources("pulumi-python:dynamic/runpod:PodName").values()
+    assert claim["name"] == run.one(POD)["name"] == "coral-machine-prod"
+    (claim_urn,) = [
+        u for u in run.monitor.get_registered_resources() if u.endswith("::coral-machine-pod-name")
+    ]
+    assert claim_urn in run.monitor.dependencies["coral-machine-pod"]
 
 
 def test_prod_volume_is_retained_on_destroy_dev_has_none() -> None:
@@ -405,6 +443,67 @@ def test_bad_config_registers_nothing() -> None:
     ]
     assert list(monitor.get_registered_resources()) == []
     assert mocks.calls == []
+
+
+@pytest.mark.parametrize("wire", ["v2", "graphql"])
+def test_a_gpu_type_runpod_does_not_offer_stops_the_preview_before_any_resource(
+    runpod_catalog: RunPodStandin, wire: str
+) -> None:
+    """Before the policy, the auth key or the billed volume: even `up --skip-preview` runs
+    the program's pre-flight first."""
+    mocks = mocks_for("prod")
+    config, secrets = stack_config("prod")
+    machines = json.loads(config["coral:machines"])
+    machines[0]["gpuType"] = "A100"
+    config["coral:machines"] = json.dumps(machines)
+    config["coral:runpod"] = json.dumps({"api": wire})
+    monitor = RecordingMonitor(mocks)
+    with pytest.raises(SettingsError) as caught:
+        run_program(
+            "prod", mocks, config=config, secret_keys=secrets, monitor=monitor, preview=True
+        )
+    (problem,) = caught.value.problems
+    assert problem.key == "coral:machines[0].gpuType"
+    suggested = problem.message.partition("; closest: ")[2]
+    assert "'NVIDIA A100 80GB PCIe'" in suggested and "'NVIDIA A100-SXM4-80GB'" in suggested
+    assert "checked against RunPod's catalog" in str(caught.value)
+    assert list(monitor.get_registered_resources()) == []
+    assert mocks.calls == []
+    catalog_ops = {"v2": {"listGpuTypes", "listDataCenters"}, "graphql": {"gpuTypes"}}[wire]
+    assert {c.op for c in runpod_catalog.calls} == catalog_ops
+
+
+def test_the_preview_shows_each_machines_price_per_hour(
+    runpod_catalog: RunPodStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        run_program("prod", mocks_for("prod"), preview=True)
+    assert (
+        "coral-machine: 1 x NVIDIA A100 80GB PCIe in the SECURE cloud: $1.64/h (RunPod list price)"
+    ) in caplog.messages
+    assert runpod_catalog.count("listGpuTypes") == 1
+
+
+def test_a_device_that_never_joins_fails_with_the_pods_log(
+    runpod_catalog: RunPodStandin,
+) -> None:
+    """The program asks RunPod for the pod's log when the device lookup runs out; the mocked
+    pod does not exist at the stand-in, so the error says the log could not be read (the
+    lines themselves: tests/runpod/test_pod_logs.py)."""
+    mocks = mocks_for("prod")
+    mocks.never_joins = True
+    with pytest.raises(DeviceJoinError) as caught:
+        run_program("prod", mocks)
+    message = str(caught.value)
+    pod_id = "pod17x7k2"  # the mocked pod "coral-machine-pod"
+    assert message.startswith(
+        f"the device 'coral-machine' of pod {pod_id} did not join the tailnet within 5m ("
+    )
+    assert "could not find device with hostname: coral-machine" in message
+    assert message.endswith(
+        f"(the log of pod {pod_id} could not be read: RunPod rejected read pod log: HTTP 404 Not Found: pod {pod_id} not found)"
+    )
+    assert runpod_catalog.count("getPodLogs") == 1
 
 
 def test_plaintext_credential_in_config_is_refused() -> None:

@@ -298,7 +298,19 @@ def test_unknown_keys_anywhere_are_typos(path: str, key: str, expected: str) -> 
 def test_unknown_top_level_key() -> None:
     config = {**GOOD, "coral:machine": []}
     assert only_problem(config) == (
-        "coral:machine: unknown key 'machine' (a typo?); allowed: machines, runpodApiKey, tailnet"
+        "coral:machine: unknown key 'machine' (a typo?); allowed: machines, runpod, "
+        "runpodApiKey, tailnet"
+    )
+
+
+def test_runpod_api_defaults_to_rest_v2_and_takes_graphql() -> None:
+    assert parse_settings(GOOD).runpod.api == "v2"
+    assert parse_settings({**GOOD, "coral:runpod": {"api": "graphql"}}).runpod.api == "graphql"
+
+
+def test_runpod_api_names_what_is_allowed() -> None:
+    assert only_problem({**GOOD, "coral:runpod": {"api": "rest"}}) == (
+        "coral:runpod.api: got 'rest'; input should be 'v2' or 'graphql'"
     )
 
 

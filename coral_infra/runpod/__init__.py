@@ -5,6 +5,7 @@ call does, through `coral_infra.runpod.api`, and only the wire format the stack 
 """
 
 from coral_infra.runpod.pod import Pod, PodArgs
+from coral_infra.runpod.pod_name import PodName
 from coral_infra.runpod.volume import NetworkVolume, NetworkVolumeArgs
 
-__all__ = ["NetworkVolume", "NetworkVolumeArgs", "Pod", "PodArgs"]
+__all__ = ["NetworkVolume", "NetworkVolumeArgs", "Pod", "PodArgs", "PodName"]

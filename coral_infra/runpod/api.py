@@ -54,6 +54,9 @@ POD_LOG_LINES = 50
 ID_RE = re.compile(r"^[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*$")
 _PORT_RE = re.compile(r"^([0-9]{1,5})/(tcp|http)$")
 _AUTH_KEY_RE = re.compile(r"tskey-[A-Za-z0-9_-]+")
+# Shorter values are not keys (Tailscale's are ~60 characters): redacting them would mangle
+# messages, and `tskey-…` is redacted whatever its length.
+_MIN_SECRET_LENGTH = 8
 
 T = TypeVar("T")
 log = logging.getLogger("coral_infra.runpod")
@@ -317,6 +320,7 @@ def configure(config_api_key: object, api: object = DEFAULT_API) -> None:
     key = config_api_key or os.environ.get(API_KEY_ENV) or None
     _credentials.api_key = key if isinstance(key, str) else None
     _credentials.api = str(api)
+    _credentials.secrets = frozenset()
 
 
 def configure_from_stack(config: ConfigSource) -> None:
@@ -409,8 +413,9 @@ def _check_spec(spec: PodSpec) -> None:
     for key, value in spec.env.items():
         check_text(key, "env key")
         check_text(value, f"env {key}")
-    if spec.env.get(AUTH_KEY_ENV):
-        _credentials.secrets = _credentials.secrets | {spec.env[AUTH_KEY_ENV]}
+    auth_key = spec.env.get(AUTH_KEY_ENV) or ""
+    if len(auth_key) >= _MIN_SECRET_LENGTH:
+        _credentials.secrets = _credentials.secrets | {auth_key}
 
 
 # --- retries --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,7 +26,10 @@ import httpx2
 
 from coral_infra.runpod import api
 
-USER_AGENT = "coral-infra (+https://github.com/coral-infra)"
+USER_AGENT = "coral-infra/0.1 (Pulumi dynamic provider)"
+# httpx2 logs every request at INFO; a provider's stderr reaches the engine's output, and the
+# runpod SDK configures the root logger on import: keep requests out of `pulumi up`'s output.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 _CLIENTS: dict[str, httpx2.Client] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -48,9 +52,10 @@ class Answer:
         title, detail = problem.get("title"), problem.get("detail")
         if detail or title:
             text += f": {detail or title}"
-        errors = problem.get("errors")
+        errors = problem.get("errors")  # a problem's per-field errors, or GraphQL's errors
         if isinstance(errors, list) and errors:
-            text += " (" + "; ".join(str(e) for e in errors) + ")"
+            items = (e.get("message", e) if isinstance(e, dict) else e for e in errors)
+            text += " (" + "; ".join(str(item) for item in items) + ")"
         if not self.is_json and self.content_type:
             text += f" (the answer was {self.content_type}, not JSON)"
         return text
@@ -158,11 +163,14 @@ def events(
     op: str, path: str, params: Mapping[str, str], idle: float
 ) -> Iterator[Iterator[httpx2.ServerSentEvent]]:
     """A Server-Sent Events stream; it ends when the server closes it or after `idle` seconds
-    without an event (a log stream stays open for new lines)."""
-    timeout = httpx2.Timeout(api.timing.call_timeout, read=idle)
+    without an event (a log stream stays open for new lines). The answer itself may take
+    `timing.call_timeout`, like any call."""
     try:
         with _client().sse(
-            path, params=params, headers=_headers("text/event-stream"), timeout=timeout
+            path,
+            params=params,
+            headers=_headers("text/event-stream"),
+            timeout=api.timing.call_timeout,
         ) as source:
             response = source.response
             if response.status_code != 200 or not response.headers.get(
@@ -171,6 +179,11 @@ def events(
                 response.read()
                 answer = _checked(op, _answer(response), response.headers, False)
                 raise from_status(op, answer)
+            # From here on a read waits at most `idle`: the transport takes the read timeout
+            # from the request when the body starts (httpcore2); were that to change, reads
+            # would wait `call_timeout` instead: slower, still bounded.
+            timeouts = dict(response.request.extensions.get("timeout") or {})
+            response.request.extensions["timeout"] = {**timeouts, "read": idle}
             yield _until_idle(iter(source))
     except httpx2.HTTPError as exc:
         raise _failed(op, exc, False) from None

@@ -33,8 +33,11 @@ def sandbox(tools_dir: Path) -> Iterator[Sandbox]:
         pytest.skip(str(exc))
     try:
         yield box
+        violations = box.runpod.openapi_violations()
     finally:
         box.close()
+    # Every v2 exchange of the module's `pulumi` runs kept to RunPod's OpenAPI document.
+    assert violations == []
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

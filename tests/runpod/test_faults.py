@@ -1,4 +1,5 @@
-"""Every injected RunPod fault: retried or reported clearly, and no pod left untracked.
+"""Every injected RunPod fault, on both wire formats: retried or reported clearly, and no pod
+left untracked.
 
 "No pod left untracked, no id lost" means: after the operation, every live pod in the
 stand-in is the one whose id the provider returned, or there is none.
@@ -6,67 +7,267 @@ stand-in is the one whose id the provider returned, or there is none.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+
 import pytest
 
 from coral_infra.runpod import api
 from coral_infra.runpod.pod import PodProvider
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import API_KEY, pod_props
-
-DEPLOY = "podFindAndDeployOnDemand"
+from tests.runpod.helpers import API_KEY, AUTH_KEY, count, op, pod_props
 
 
 def assert_only_tracked(standin: RunPodStandin, tracked_id: str | None) -> None:
     assert [pod.id for pod in standin.pods()] == ([tracked_id] if tracked_id else [])
 
 
-@pytest.mark.parametrize("kind", ["rate_limit", "server_error"])
+@pytest.mark.parametrize("kind", ["rate_limit", "server_error", "html_502"])
 def test_transient_errors_on_create_are_retried_without_duplicates(
     standin: RunPodStandin, kind: str
 ) -> None:
-    standin.inject(DEPLOY, kind, times=2)  # type: ignore[arg-type]
+    standin.inject(op("create"), kind, times=2)  # type: ignore[arg-type]
     result = PodProvider().create(pod_props())
     assert_only_tracked(standin, result.id)
-    assert standin.count(DEPLOY) == 3
+    assert count(standin, "create") == 3
 
 
-@pytest.mark.parametrize("kind", ["rate_limit", "server_error"])
+@pytest.mark.parametrize("kind", ["rate_limit", "server_error", "html_502"])
 def test_transient_errors_on_reads_are_retried(standin: RunPodStandin, kind: str) -> None:
     created = PodProvider().create(pod_props())
-    standin.inject("pod", kind, times=2)  # type: ignore[arg-type]
+    standin.inject(op("get"), kind, times=2)  # type: ignore[arg-type]
     assert PodProvider().read(created.id, created.outs or {}).id == created.id
-    assert standin.count("pod") >= 3
+    assert count(standin, "get") >= 3
 
 
 def test_retries_are_bounded_and_the_error_is_clear(standin: RunPodStandin) -> None:
-    standin.inject("myself", "server_error", times=100)
+    standin.inject(op("list"), "server_error", times=100)
     with pytest.raises(api.RunPodUnavailableError, match=r"list pods after 4 attempt\(s\)"):
         api.list_pods()
-    assert standin.count("myself") == api.timing.attempts
+    assert count(standin, "list") == api.timing.attempts
+
+
+def test_an_html_502_page_is_reported_with_its_http_status(standin: RunPodStandin) -> None:
+    standin.inject(op("list"), "html_502", times=100)
+    with pytest.raises(api.RunPodUnavailableError) as caught:
+        api.list_pods()
+    message = str(caught.value)
+    assert "HTTP 502 Bad Gateway" in message and "text/html, not JSON" in message
+    assert "JSONDecodeError" not in message and "Expecting value" not in message
+
+
+def test_rate_limit_waits_as_long_as_retry_after_asks(standin: RunPodStandin, wire: str) -> None:
+    if wire == "graphql":
+        pytest.skip("the GraphQL stand-in's 429 carries no Retry-After (backoff applies)")
+    standin.inject(op("list"), "rate_limit", delay=1.0)  # Retry-After: 1
+    started = time.monotonic()
+    api.list_pods()
+    assert time.monotonic() - started >= 1.0  # the backoff alone would wait 0.01 s
+    assert count(standin, "list") == 2
+
+
+def test_rate_limit_longer_than_the_retry_budget_says_what_runpod_asked(
+    standin: RunPodStandin, wire: str
+) -> None:
+    if wire == "graphql":
+        pytest.skip("the GraphQL stand-in's 429 carries no Retry-After")
+    standin.inject(op("list"), "rate_limit", delay=30.0)
+    started = time.monotonic()
+    with pytest.raises(api.RunPodUnavailableError, match=r"asked to wait 30 s"):
+        api.list_pods()
+    assert time.monotonic() - started < 1.0  # gave up at once instead of sleeping past budget
 
 
 def test_lost_create_response_adopts_the_accepted_pod(standin: RunPodStandin) -> None:
-    standin.inject(DEPLOY, "lost_response")
+    standin.inject(op("create"), "lost_response")
     result = PodProvider().create(pod_props())
     assert_only_tracked(standin, result.id)
-    assert standin.count(DEPLOY) == 1  # found by name, not sent twice
+    assert count(standin, "create") == 1  # found by name, not sent twice
 
 
 def test_create_timeout_after_acceptance_adopts_instead_of_duplicating(
     standin: RunPodStandin,
 ) -> None:
-    standin.inject(DEPLOY, "slow", delay=api.timing.call_timeout + 0.3)
+    standin.inject(op("create"), "slow", delay=api.timing.call_timeout + 0.3)
     result = PodProvider().create(pod_props())
     assert_only_tracked(standin, result.id)
-    assert standin.count(DEPLOY) == 1
+    assert count(standin, "create") == 1
+
+
+def test_a_create_applied_after_the_client_gave_up_ends_with_exactly_one_pod(
+    standin: RunPodStandin,
+) -> None:
+    """The connection drops at once and RunPod applies the request later: the adapter looks
+    the name up over its grace period instead of sending the create again."""
+    standin.inject(op("create"), "applied_late", delay=api.timing.lookup_grace / 2)
+    result = PodProvider().create(pod_props())
+    assert_only_tracked(standin, result.id)
+    assert count(standin, "create") == 1
+    time.sleep(api.timing.lookup_grace)  # nothing else turns up later
+    assert_only_tracked(standin, result.id)
+
+
+def test_a_create_applied_after_the_grace_period_is_settled_by_the_next_up_and_by_destroy(
+    standin: RunPodStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Later than any grace period, the first request still lands: two pods carry the name.
+    Both the next create (adoption) and delete settle it; neither leaves a billing pod."""
+    late = api.timing.lookup_grace + 0.4
+    standin.inject(op("create"), "applied_late", delay=late)
+    first = PodProvider().create(pod_props())
+    time.sleep(late)
+    assert len(standin.pods()) == 2 and count(standin, "create") == 2
+    with caplog.at_level(logging.WARNING, logger="coral_infra.runpod"):
+        again = PodProvider().create(pod_props())
+    assert_only_tracked(standin, again.id)
+    assert "2 pods carried the name 'coral-machine-test'" in caplog.text
+    assert "terminated the duplicate" in caplog.text
+    PodProvider().delete(again.id, again.outs or {})
+    assert standin.pods() == [] and first.id in {
+        p.id for p in standin.pods(include_terminated=True)
+    }
+
+
+def test_destroy_terminates_a_late_duplicate_carrying_the_stack_name(
+    standin: RunPodStandin,
+) -> None:
+    late = api.timing.lookup_grace + 0.4
+    standin.inject(op("create"), "applied_late", delay=late)
+    created = PodProvider().create(pod_props())
+    time.sleep(late)
+    assert len(standin.pods()) == 2
+    PodProvider().delete(created.id, created.outs or {})
+    assert standin.pods() == []
+
+
+def test_several_pods_with_the_stack_name_keep_one_and_say_so(
+    standin: RunPodStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = api.PodSpec(**{**_spec_fields(), "name": "coral-machine-test"})
+    wire = api._wire()
+    ids = {wire.create_pod(spec, "EU-RO-1", "SECURE") for _ in range(3)}  # behind the adapter
+    with caplog.at_level(logging.WARNING, logger="coral_infra.runpod"):
+        created = api.create_pod(spec)
+    assert created.id in ids and created.adopted is not None
+    assert_only_tracked(standin, created.id)
+    assert len(created.notes) == 2
+    assert all("3 pods carried the name" in note for note in created.notes)
+    assert caplog.text.count("terminated the duplicate") == 2
+
+
+def fail_lookups_after_the_first(
+    standin: RunPodStandin, monkeypatch: pytest.MonkeyPatch, lookup: str, step: str
+) -> Callable[[], None]:
+    """The adoption lookup before the create works; every lookup after it fails until the
+    returned function makes RunPod answer again."""
+    real = getattr(api, lookup)
+
+    def then_fail(*args: object) -> object:
+        found = real(*args)
+        standin.inject(op(step), "server_error", times=1000)
+        return found
+
+    def answer_again() -> None:
+        monkeypatch.setattr(api, lookup, real)
+        for fault in standin._traffic.faults:  # the stand-in has no public way to drop faults
+            fault.times = 0
+
+    monkeypatch.setattr(api, lookup, then_fail)
+    return answer_again
+
+
+def test_a_lookup_that_keeps_failing_names_the_pod_that_may_exist(
+    standin: RunPodStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin.inject(op("create"), "lost_response")
+    answer_again = fail_lookups_after_the_first(standin, monkeypatch, "find_pods_by_name", "list")
+    with pytest.raises(api.RunPodUnavailableError) as caught:
+        api.create_pod(api.PodSpec(**_spec_fields()))
+    message = str(caught.value)
+    assert "may have created a pod named 'coral-machine-test'" in message
+    assert "the next `pulumi up` finds it by that name and adopts it" in message
+    # ... and so it does, once RunPod answers again: still one pod, still one create.
+    answer_again()
+    again = api.create_pod(api.PodSpec(**_spec_fields()))
+    assert again.adopted is not None
+    assert_only_tracked(standin, again.id)
+    assert count(standin, "create") == 1
+
+
+def test_a_volume_lookup_that_keeps_failing_names_the_volume_that_may_exist(
+    standin: RunPodStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin.inject(op("create_volume"), "lost_response", api=api.current_api())  # type: ignore[arg-type]
+    answer_again = fail_lookups_after_the_first(standin, monkeypatch, "_volumes_named", "volumes")
+    with pytest.raises(api.RunPodUnavailableError) as caught:
+        api.create_volume("coral-workspace", 10, "EU-RO-1")
+    message = str(caught.value)
+    assert "may have created a network volume named 'coral-workspace' in EU-RO-1" in message
+    assert "next `pulumi up` finds it by that name" in message
+    answer_again()
+    again = api.create_volume("coral-workspace", 10, "EU-RO-1")
+    assert [v.id for v in standin.volumes()] == [again.id]
+
+
+def test_destroy_is_not_blocked_by_a_gone_pod_answered_with_the_generic_error(
+    standin: RunPodStandin,
+) -> None:
+    created = PodProvider().create(pod_props())
+    standin.vanish(created.id)
+    standin.inject(op("terminate"), "generic_for_gone", times=1000)
+    PodProvider().delete(created.id, created.outs or {})  # does not raise
+    assert count(standin, "terminate") == 1  # the read said gone: not retried as an outage
+
+
+def test_a_terminate_that_keeps_failing_for_a_live_pod_is_an_outage(
+    standin: RunPodStandin,
+) -> None:
+    created = PodProvider().create(pod_props())
+    standin.inject(op("terminate"), "server_error", times=1000)
+    with pytest.raises(api.RunPodUnavailableError, match="terminate pod after 4 attempt"):
+        PodProvider().delete(created.id, created.outs or {})
+    assert_only_tracked(standin, created.id)  # still there, still in state: destroy again
+
+
+@pytest.mark.parametrize("step", ["create", "edit"])
+def test_errors_quoting_the_request_back_hold_neither_key(
+    standin: RunPodStandin, step: str
+) -> None:
+    provider = PodProvider()
+    created = provider.create(pod_props()) if step == "edit" else None
+    standin.inject(op(step), "echo_request")
+    with pytest.raises(api.RunPodError) as caught:
+        if created is None:
+            provider.create(pod_props())
+        else:
+            provider.update(created.id, created.outs or {}, pod_props(image="ghcr.io/coral/x:2"))
+    message = str(caught.value)
+    assert "[redacted]" in message  # RunPod did quote them
+    assert API_KEY not in message and AUTH_KEY not in message and "tskey-auth" not in message
 
 
 def test_no_capacity_is_a_clear_error_and_creates_nothing(standin: RunPodStandin) -> None:
-    standin.inject(DEPLOY, "no_capacity")
+    standin.inject(op("create"), "no_capacity")
     with pytest.raises(api.RunPodCapacityError, match=r"no free GPU.*no longer any instances"):
         PodProvider().create(pod_props())
     assert_only_tracked(standin, None)
-    assert standin.count(DEPLOY) == 1  # capacity is not retried blindly
+    assert count(standin, "create") == 1  # capacity is not retried blindly
+
+
+def test_cloud_all_tries_each_cloud_before_reporting_no_capacity(
+    standin: RunPodStandin, wire: str
+) -> None:
+    standin.inject(op("create"), "no_capacity")
+    if wire == "graphql":  # GraphQL takes ALL as it is: no capacity there is none anywhere
+        with pytest.raises(api.RunPodCapacityError):
+            PodProvider().create(pod_props(cloud_type="ALL"))
+        assert_only_tracked(standin, None)
+        return
+    created = PodProvider().create(pod_props(cloud_type="ALL"))  # SECURE, then COMMUNITY
+    assert_only_tracked(standin, created.id)
+    assert count(standin, "create") == 2
+    assert standin.pods()[0].cloud_type == "COMMUNITY"
 
 
 def test_real_capacity_shortage_is_reported(standin: RunPodStandin) -> None:
@@ -76,10 +277,18 @@ def test_real_capacity_shortage_is_reported(standin: RunPodStandin) -> None:
     assert_only_tracked(standin, None)
 
 
-def test_pod_that_never_runs_is_terminated_before_create_fails(standin: RunPodStandin) -> None:
+def test_pod_that_never_runs_is_terminated_and_its_log_ends_the_error(
+    standin: RunPodStandin,
+) -> None:
     standin.never_running = True
-    with pytest.raises(api.RunPodUnavailableError, match=r"did not reach RUNNING.*was terminated"):
+    with pytest.raises(api.RunPodUnavailableError) as caught:
         PodProvider().create(pod_props())
+    message = str(caught.value)
+    assert "did not reach RUNNING" in message and "was terminated" in message
+    # A pod that is a record only has no console (tests/runpod/test_pod_logs.py has lines).
+    assert message.endswith(
+        f"(pod {standin.pods(include_terminated=True)[0].id} has written no log lines yet)"
+    )
     assert_only_tracked(standin, None)
     assert [pod.desired_status for pod in standin.pods(include_terminated=True)] == ["TERMINATED"]
 
@@ -103,7 +312,7 @@ def test_pod_vanishing_while_starting_fails_clearly(
 def test_resume_without_free_gpu_explains_the_options(standin: RunPodStandin) -> None:
     created = PodProvider().create(pod_props())
     api.stop_pod(created.id)
-    standin.inject("podResume", "no_free_gpu")
+    standin.inject(op("resume"), "no_free_gpu")
     with pytest.raises(
         api.RunPodCapacityError, match=r"host machine has no free GPU.*replace the pod"
     ):
@@ -120,7 +329,7 @@ def test_resume_fails_when_the_host_really_is_full(standin: RunPodStandin) -> No
 
 
 def test_bad_api_key_is_reported_without_the_key(standin: RunPodStandin) -> None:
-    api.configure("rpa_WRONG_KEY_should_not_leak")
+    api.configure("rpa_WRONG_KEY_should_not_leak", api.current_api())
     with pytest.raises(api.RunPodAuthError, match="HTTP 401") as caught:
         PodProvider().create(pod_props())
     assert "rpa_WRONG_KEY_should_not_leak" not in str(caught.value)
@@ -129,6 +338,24 @@ def test_bad_api_key_is_reported_without_the_key(standin: RunPodStandin) -> None
 
 
 def test_missing_api_key_names_the_config_key(standin: RunPodStandin) -> None:
-    api.configure(None)
+    api.configure(None, api.current_api())
     with pytest.raises(api.RunPodAuthError, match="coral:runpodApiKey"):
         api.list_pods()
+
+
+def _spec_fields() -> dict[str, object]:
+    return {
+        "name": "coral-machine-test",
+        "image": "ghcr.io/coral/machine:1.0",
+        "gpu_type_id": "NVIDIA GeForce RTX 4090",
+        "gpu_count": 1,
+        "cloud_type": "SECURE",
+        "data_center_id": "EU-RO-1",
+        "container_disk_gb": 20,
+        "volume_gb": 10,
+        "network_volume_id": None,
+        "volume_mount_path": "/workspace",
+        "ports": (),
+        "env": {api.AUTH_KEY_ENV: AUTH_KEY},
+        "docker_args": "",
+    }

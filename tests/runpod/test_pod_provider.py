@@ -1,4 +1,4 @@
-"""Pod provider methods called directly against the RunPod stand-in."""
+"""Pod provider methods called directly against the RunPod stand-in, on both wire formats."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from coral_infra.runpod import api
 from coral_infra.runpod.pod import PodProvider
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import AUTH_KEY, pod_props
+from tests.runpod.helpers import AUTH_KEY, count, pod_props
 
 
 def test_check_accepts_valid_inputs_and_turns_floats_into_ints() -> None:
@@ -111,11 +111,12 @@ def test_create_waits_for_running_and_reports_outputs(standin: RunPodStandin) ->
     outs = result.outs or {}
     assert outs["pod_id"] == pod.id and outs["desired_status"] == "RUNNING"
     assert outs["cost_per_hr"] == pytest.approx(0.69)
-    assert outs["pod_host_id"] == pod.pod_host_id and outs["location"] == "EU-RO-1"
+    # GraphQL's podHostId; REST v2 has the same name as its SSH proxy user (`<pod id>-...`).
+    assert outs["pod_host_id"].startswith(f"{pod.id}-") and outs["location"] == "EU-RO-1"
     assert f"TAILSCALE_AUTHKEY={AUTH_KEY}" in pod.env and "CORAL_HOSTNAME=coral-machine" in pod.env
     assert (pod.gpu_count, pod.container_disk_gb, pod.volume_gb) == (1, 20, 10)
     assert pod.ports == "2222/tcp,11111/tcp" and pod.volume_mount_path == "/workspace"
-    assert standin.count("pod") >= 2  # it really waited for the runtime
+    assert count(standin, "get") >= 2  # it really waited for the runtime
 
 
 def test_create_with_network_volume_takes_the_volume_data_center(standin: RunPodStandin) -> None:
@@ -131,14 +132,14 @@ def test_create_unknown_gpu_type_fails_clearly_before_deploying(standin: RunPodS
         api.InvalidValueError, match="gpu_type_id 'NVIDIA Nope' is not a RunPod GPU type"
     ):
         PodProvider().create(pod_props(gpu_type_id="NVIDIA Nope"))
-    assert standin.count("podFindAndDeployOnDemand") == 0 and standin.pods() == []
+    assert count(standin, "create") == 0 and standin.pods() == []
 
 
 def test_create_adopts_a_pod_left_by_an_earlier_lost_create(standin: RunPodStandin) -> None:
     first = PodProvider().create(pod_props())
     again = PodProvider().create(pod_props())
     assert again.id == first.id
-    assert len(standin.pods()) == 1 and standin.count("podFindAndDeployOnDemand") == 1
+    assert len(standin.pods()) == 1 and count(standin, "create") == 1
 
 
 def test_create_refuses_to_adopt_a_same_named_pod_with_another_spec(standin: RunPodStandin) -> None:
@@ -239,7 +240,7 @@ def test_create_resumes_an_adopted_stopped_pod(standin: RunPodStandin) -> None:
     assert again.id == first.id
     (pod,) = standin.pods()
     assert pod.desired_status == "RUNNING"
-    assert standin.count("podResume") == 1
+    assert count(standin, "resume") == 1
 
 
 def test_adopted_pod_that_does_not_start_is_left_alone(standin: RunPodStandin) -> None:
@@ -249,4 +250,4 @@ def test_adopted_pod_that_does_not_start_is_left_alone(standin: RunPodStandin) -
         PodProvider().create(pod_props())
     (pod,) = standin.pods()
     assert pod.id == first.id and pod.desired_status != "TERMINATED"
-    assert standin.count("podTerminate") == 0
+    assert count(standin, "terminate") == 0

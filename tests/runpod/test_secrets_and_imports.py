@@ -1,7 +1,9 @@
-"""The API key never lands in pickled providers or messages; check/diff never import runpod."""
+"""The API key never lands in pickled providers or messages; check/diff import no HTTP client
+or SDK; the REST v2 path never imports the runpod SDK (the day GraphQL goes, it is not needed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,18 +20,20 @@ from coral_infra.runpod import api
 from coral_infra.runpod.pod import PodProvider
 from coral_infra.runpod.volume import NetworkVolumeProvider
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import API_KEY, AUTH_KEY, pod_props
+from tests.runpod.helpers import API_KEY, AUTH_KEY, op, pod_props
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("provider_class", [PodProvider, NetworkVolumeProvider])
 def test_configured_provider_pickles_without_the_api_key(
-    standin: RunPodStandin, provider_class: type
+    standin: RunPodStandin, provider_class: type, wire: str
 ) -> None:
     provider = provider_class()
-    provider.configure(ConfigureRequest(Config({api.API_KEY_CONFIG: API_KEY}, "coral")))
+    config = {api.API_KEY_CONFIG: API_KEY, api.API_CONFIG: json.dumps({"api": wire})}
+    provider.configure(ConfigureRequest(Config(config, "coral")))
     assert api._credentials.api_key == API_KEY  # configure did take the key
+    assert api.current_api() == wire
     for blob in (dill.dumps(provider, recurse=True), serialize_provider(provider).encode()):
         assert API_KEY.encode() not in blob
     assert API_KEY.encode() not in dill.dumps(provider, recurse=True)
@@ -39,7 +43,31 @@ def test_api_key_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(api.API_KEY_ENV, "from-env")
     PodProvider().configure(ConfigureRequest(Config({}, "coral")))
     assert api._credentials.api_key == "from-env"
+    assert api.current_api() == "v2"  # the default without coral:runpod
     api.configure(None)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"api": "rest"}', "coral:runpod.api: got 'rest'; allowed: v2, graphql"),
+        ("[1]", "coral:runpod: got [1]; expected {api: v2}"),
+    ],
+)
+def test_a_bad_api_choice_fails_configure_naming_the_key(value: str, message: str) -> None:
+    with pytest.raises(api.InvalidValueError) as caught:
+        PodProvider().configure(ConfigureRequest(Config({api.API_CONFIG: value}, "coral")))
+    assert str(caught.value) == message
+    api.configure(None)
+
+
+def test_the_api_choices_are_the_settings_choices() -> None:
+    from typing import get_args
+
+    from coral_infra.settings import RunPodSettings
+
+    annotation = RunPodSettings.model_fields["api"].annotation
+    assert set(get_args(annotation)) == set(api.WIRE_FORMATS)
 
 
 def test_outputs_hold_the_auth_key_only_under_auth_key(standin: RunPodStandin) -> None:
@@ -52,7 +80,7 @@ def test_outputs_hold_the_auth_key_only_under_auth_key(standin: RunPodStandin) -
 
 
 def test_error_messages_never_contain_the_api_key(standin: RunPodStandin) -> None:
-    standin.inject("myself", "server_error", times=50)
+    standin.inject(op("list"), "server_error", times=50)
     with pytest.raises(api.RunPodError) as caught:
         PodProvider().create(pod_props())
     assert API_KEY not in str(caught.value) and AUTH_KEY not in str(caught.value)
@@ -97,7 +125,7 @@ def test_import_and_diff_do_not_import_the_runpod_sdk(tmp_path: Path) -> None:
         vols = NetworkVolumeProvider()
         v = {"name": "v", "data_center_id": "EU-RO-1", "size_gb": 10.0}
         assert vols.diff("v", v, vols.check(v, v).inputs).changes is False
-        print("runpod" in sys.modules)
+        print("runpod" in sys.modules, "httpx2" in sys.modules)
         """
     )
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
@@ -109,4 +137,47 @@ def test_import_and_diff_do_not_import_the_runpod_sdk(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
+
+
+@pytest.mark.parametrize("wire", ["v2", "graphql"])
+def test_the_rest_v2_path_never_imports_the_runpod_sdk(tmp_path: Path, wire: str) -> None:
+    """A whole pod and volume life over REST v2 in a fresh interpreter: no `runpod` module is
+    ever imported, so deleting coral_infra/runpod/graphql.py (and the SDK) changes nothing.
+    (The same life over GraphQL does import it: the check can fail.)"""
+    script = textwrap.dedent(
+        """
+        import os, sys
+        from coral_infra.runpod import api
+        from coral_infra.runpod.pod import PodProvider
+        from coral_infra.runpod.volume import NetworkVolumeProvider
+        from standins.runpod_api import RunPodStandin
+        from tests.runpod.helpers import API_KEY, FAST, pod_props
+
+        api.timing = FAST
+        with RunPodStandin(API_KEY) as standin:
+            os.environ["RUNPOD_API_BASE_URL"] = standin.url
+            api.configure(API_KEY, sys.argv[1])
+            volume = NetworkVolumeProvider().create(
+                {"name": "w", "data_center_id": "EU-RO-1", "size_gb": 10}
+            )
+            pod = PodProvider().create(pod_props(network_volume_id=volume.id, volume_gb=0))
+            PodProvider().read(pod.id, pod.outs)
+            PodProvider().update(pod.id, pod.outs, pod_props(image="img:2", volume_gb=0))
+            api.stop_pod(pod.id)
+            api.resume_pod(pod.id, 1)
+            api.pod_log(pod.id)
+            api.get_catalog(["SECURE"])
+            PodProvider().delete(pod.id, pod.outs)
+            NetworkVolumeProvider().delete(volume.id, {})
+            assert standin.pods() == [] and standin.volumes() == []
+            print(sorted(m for m in sys.modules if m == "runpod" or m.startswith("runpod.")))
+        """
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", script, wire], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    imported = out.stdout.strip()
+    assert (imported == "[]") == (wire == "v2"), imported

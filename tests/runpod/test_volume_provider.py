@@ -8,7 +8,7 @@ from coral_infra.runpod import api
 from coral_infra.runpod.pod import PodProvider
 from coral_infra.runpod.volume import NetworkVolumeProvider
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import pod_props
+from tests.runpod.helpers import count, pod_props
 
 PROPS = {"name": "coral-workspace", "data_center_id": "EU-RO-1", "size_gb": 50.0}
 
@@ -69,7 +69,7 @@ def test_lost_create_response_adopts_the_volume(standin: RunPodStandin) -> None:
     standin.inject("createNetworkVolume", "lost_response")
     created = NetworkVolumeProvider().create(PROPS)
     assert [v.id for v in standin.volumes()] == [created.id]
-    assert standin.count("createNetworkVolume") == 1
+    assert count(standin, "create_volume") == 1
 
 
 def test_deleting_a_volume_in_use_fails_clearly(standin: RunPodStandin) -> None:

@@ -209,3 +209,19 @@ def test_v2_ids_and_graphql_ids_are_both_accepted_by_both_apis(
         assert client.v2("GET", f"/v2/pods/{pod_id}").status_code == 200
         found = client.graphql(f'query {{ pod(input: {{podId: "{pod_id}"}}) {{ id }} }}')
         assert found["data"]["pod"] == {"id": pod_id}
+
+
+def test_graphql_edits_keep_the_rules_v2_pods_are_read_by(
+    runpod: RunPodStandin, client: RunPodClient
+) -> None:
+    pod_id = client.deploy_graphql("edited")["id"]
+    edit = (
+        f'mutation {{ podEditJob(input: {{podId: "{pod_id}", imageName: "i", '
+        "containerDiskInGb: 10, volumeInGb: 5}) { id } }"
+    )
+    refused = client.graphql(edit)
+    assert refused["errors"][0]["message"] == (
+        "volume size 5 GB is below the 10 GB floor of a persistent volume"
+    )
+    assert client.v2("GET", f"/v2/pods/{pod_id}").json()["mounts"]["persistent"]["size"] == 20
+    assert runpod.openapi_violations() == []

@@ -29,7 +29,7 @@ from coral_infra.runpod import api
 RUNNING = "running"
 STOPPED = "stopped"
 ERROR = "error"
-_START = "start ({})"
+_START = "start ("
 
 HOSTNAME_ENV = "TS_HOSTNAME"
 """The pod env var (bootstrap.pod_env) naming the machine on the tailnet: a pod that has it runs
@@ -63,12 +63,17 @@ def observed(pod: api.PodInfo) -> str:
 
 def start_request(state: str) -> str:
     """The `status` input asking an update to start a pod found in `state`."""
-    return _START.format(state)
+    return f"{_START}{state})"
 
 
-def wants_start(status: object) -> bool:
-    """Whether a `status` (input or recorded) means the pod is to be started."""
-    return isinstance(status, str) and (status.startswith("start (") or status in (STOPPED, ERROR))
+def is_start_request(status: object) -> bool:
+    """Whether a `status` input asks for a start (`start_request`)."""
+    return isinstance(status, str) and status.startswith(_START)
+
+
+def is_down(recorded: object) -> bool:
+    """Whether a recorded `status` (state) says the pod was found not running."""
+    return recorded in (STOPPED, ERROR)
 
 
 def _elapsed(since: float) -> str:

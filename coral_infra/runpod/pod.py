@@ -359,7 +359,7 @@ class PodProvider(dyn.ResourceProvider):
             # Stopped (out of band, or by its idle stop): an edit waits for the next start.
             return dyn.UpdateResult(_outputs(inputs, _start(id_, spec)))
         try:
-            pod = api.wait_for_pod(id_)
+            pod = live if live is not None and live.running else api.wait_for_pod(id_)
         except api.RunPodError as exc:
             raise type(exc)(
                 f"{exc}; the pod was edited (its container restarted with the new settings)"
@@ -392,7 +392,7 @@ def _requested_status(name: str) -> str:
 def _start_needed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
     """The pod is (recorded or found) not running; state from before `status` counts as
     running."""
-    return lifecycle.wants_start(news.get("status")) or lifecycle.wants_start(olds.get("status"))
+    return lifecycle.is_start_request(news.get("status")) or lifecycle.is_down(olds.get("status"))
 
 
 def _start(pod_id: str, spec: api.PodSpec) -> api.PodInfo:

@@ -15,7 +15,15 @@ import pulumi
 
 from coral_infra import bootstrap
 from coral_infra.device import Device, DeviceArgs
-from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs, PodName, api
+from coral_infra.runpod import (
+    NetworkVolume,
+    NetworkVolumeArgs,
+    Pod,
+    PodArgs,
+    PodName,
+    api,
+    lifecycle,
+)
 from coral_infra.settings import MachineSettings, TailnetSettings
 from coral_infra.ssh_config import ssh_config_block
 
@@ -25,7 +33,7 @@ STATE_SUBDIR = "deps/runtime/tailscale"
 def pod_name(stack: str, machine: MachineSettings) -> str:
     """Unique per stack and hostname: the pod provider finds (adopts) a pod by this name when
     a create's response was lost, so two stacks must never share one."""
-    return f"{machine.hostname}-{stack}"
+    return lifecycle.unique_name(stack, machine.hostname)
 
 
 def state_dir(machine: MachineSettings) -> str:

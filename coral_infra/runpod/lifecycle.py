@@ -197,6 +197,12 @@ def stop_machine(pod_id: str, *, hostname: str | None, progress: Progress = _qui
     return stopped
 
 
+def unique_name(stack: str, hostname: str) -> str:
+    """A machine's pod name, unique in the RunPod account: `<hostname>-<stack>`. The pod is
+    found by it when its id is lost (adoption, migration) or not at hand (`coral start`)."""
+    return f"{hostname}-{stack}"
+
+
 def live_state(name: str) -> str | None:
     """The run state of the live pod carrying the unique `name`, or None (none, or unknown)."""
     found = api.find_pods_by_name(name)

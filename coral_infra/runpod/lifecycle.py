@@ -203,7 +203,16 @@ def unique_name(stack: str, hostname: str) -> str:
     return f"{hostname}-{stack}"
 
 
-def live_state(name: str) -> str | None:
-    """The run state of the live pod carrying the unique `name`, or None (none, or unknown)."""
+def requested_status(name: str, hostname: str | None, progress: Progress = _quiet) -> str:
+    """What an `up` asks of the pod named `name`: "running", or `start (<state>)` when RunPod
+    has it stopped, which the preview shows as the diff of `status` (and `progress` says)."""
     found = api.find_pods_by_name(name)
-    return observed(found[0]) if len(found) == 1 else None
+    if len(found) != 1 or observed(found[0]) == RUNNING:
+        return RUNNING
+    pod = found[0]
+    progress(
+        f"will start {hostname or name} ({observed(pod)}): pod {pod.id} is "
+        f"{pod.status or pod.desired_status}; `up` starts the same pod, and its volume brings "
+        "back the same tailnet device"
+    )
+    return start_request(observed(pod))

@@ -272,7 +272,10 @@ class PodProvider(dyn.ResourceProvider):
         inputs = _inputs(news)
         failures = _check_pod(inputs)
         if olds and not failures and isinstance(inputs["name"], str):
-            inputs["status"] = _requested_status(inputs["name"])
+            env = inputs["env"] if isinstance(inputs["env"], dict) else {}
+            hostname = env.get(lifecycle.HOSTNAME_ENV)
+            name = hostname if isinstance(hostname, str) else None
+            inputs["status"] = _requested_status(inputs["name"], name)
         return dyn.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
@@ -376,17 +379,14 @@ class PodProvider(dyn.ResourceProvider):
             api.terminate_pod(pod.id)
 
 
-def _requested_status(name: str) -> str:
-    """ "running", or `start (<state>)` when RunPod has the pod with this name not running (so
-    the preview shows the start). A failed lookup asks for nothing: refresh still catches it."""
+def _requested_status(name: str, hostname: str | None) -> str:
+    """ "running", or `start (<state>)` when RunPod has the pod not running (lifecycle). A failed
+    lookup asks for nothing: a refresh records the pod's state anyway."""
     try:
-        state = lifecycle.live_state(name)
+        return lifecycle.requested_status(name, hostname, progress=api.log.warning)
     except api.RunPodError as exc:
         api.log.warning(f"the run state of pod {name!r} could not be read: {exc}")
         return lifecycle.RUNNING
-    if state is None or state == lifecycle.RUNNING:
-        return lifecycle.RUNNING
-    return lifecycle.start_request(state)
 
 
 def _start_needed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:

@@ -18,7 +18,7 @@ from coral_infra.runpod.pod import PodProvider
 from standins.pod_runtime import PodRuntime, PodRuntimeError
 from standins.runpod_api import RunPodStandin
 from tests.runpod.conftest import serve
-from tests.runpod.helpers import API_KEY, FAST, count, pod_props
+from tests.runpod.helpers import API_KEY, FAST, count, op, pod_props
 
 
 def created_and_stopped(standin: RunPodStandin, **props: Any) -> tuple[str, dict[str, Any]]:
@@ -48,17 +48,33 @@ def test_refresh_records_a_stopped_pod_as_stopped_and_plans_a_start(
 
 
 def test_check_turns_the_request_into_a_start_when_runpod_has_the_pod_stopped(
-    standin: RunPodStandin,
+    standin: RunPodStandin, caplog: pytest.LogCaptureFixture
 ) -> None:
-    created = PodProvider().create(pod_props())
+    props = pod_props(env={"TS_HOSTNAME": "coral-machine"})
+    created = PodProvider().create(props)
     state = created.outs or {}
-    assert PodProvider().check(state, pod_props()).inputs["status"] == "running"
+    standin.reset_calls()
+    assert PodProvider().check(state, props).inputs["status"] == "running"
+    assert count(standin, "list") == 1 and len(standin.calls) == 1  # the README's count
     api.stop_pod(created.id)
-    checked = PodProvider().check(state, pod_props())
+    checked = PodProvider().check(state, props)
     assert checked.failures == []
     assert checked.inputs["status"] == "start (stopped)"
     diff = PodProvider().diff(created.id, state, checked.inputs)
     assert (diff.changes, diff.replaces) == (True, [])
+    # What the preview prints besides the diff (the provider's stderr, shown by the engine).
+    assert f"will start coral-machine (stopped): pod {created.id} is " in caplog.text
+
+
+def test_check_asks_for_nothing_when_runpod_cannot_be_read(
+    standin: RunPodStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    created = PodProvider().create(pod_props())
+    api.stop_pod(created.id)
+    standin.inject(op("list"), "server_error", times=10)
+    checked = PodProvider().check(created.outs or {}, pod_props())
+    assert checked.failures == [] and checked.inputs["status"] == "running"
+    assert "the run state of pod 'coral-machine-test' could not be read" in caplog.text
 
 
 def test_check_of_a_new_pod_calls_no_api(standin: RunPodStandin) -> None:

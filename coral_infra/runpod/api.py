@@ -7,14 +7,12 @@ in its own module behind this interface: `rest_v2` (the default) and `graphql` (
 with `coral:runpod: {api: graphql}` until RunPod switches it off; that day the file is deleted).
 Both are imported on the first API call only, so check/diff of an unchanged stack stay offline.
 
-What must hold whichever wire format is used lives here:
+This is the one module the providers import: the records it takes and gives (`model`), its
+errors, configuration and retries (`session`) are re-exported here. What must hold whichever
+wire format is used lives here too:
 - Values are checked before anything is sent (ids, enums, integers, ports); each wire format
-  then encodes them safely (JSON bodies, or escaped GraphQL literals).
-- The API key is in a module-level holder, never on a provider instance (providers are
-  dill-pickled into Pulumi state), and no error text holds it or a Tailscale auth key, even
-  when RunPod quotes the request back: `RunPodError` redacts its own message.
-- Transient failures (429 after its Retry-After, 5xx, connection errors, timeouts, answers
-  that are not JSON) are retried with exponential backoff, bounded in attempts and time.
+  then encodes them safely (JSON bodies, or escaped GraphQL literals). No error text holds the
+  API key or an auth key (`session.redact`), and transient failures are retried within bounds.
 - A create whose outcome is unknown is never blindly sent again: the unique name is looked up
   over a grace period long enough for a late-applied request to appear. When several pods or
   volumes carry the name, one is kept, the extras are removed, and a warning says so.
@@ -24,375 +22,130 @@ What must hold whichever wire format is used lives here:
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
-import os
 import re
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
 
-API_KEY_CONFIG = "coral:runpodApiKey"
-API_CONFIG = "coral:runpod"
-"""Stack config `coral:runpod: {api: v2|graphql}`: the wire format (settings.RunPodSettings)."""
-API_KEY_ENV = "RUNPOD_API_KEY"
-BASE_URL_ENV = "RUNPOD_API_BASE_URL"
-"""Overrides the host of both APIs (the SDK reads it too); the sandbox points it at the stand-in."""
-DEFAULT_BASE_URL = "https://api.runpod.io"
-AUTH_KEY_ENV = "TAILSCALE_AUTHKEY"
+from coral_infra.runpod import session
+from coral_infra.runpod.model import (
+    Catalog,
+    CreatedPod,
+    GpuOffer,
+    LogLine,
+    PodInfo,
+    PodSpec,
+    VolumeInfo,
+    WireFormat,
+)
+from coral_infra.runpod.session import (
+    API_CONFIG,
+    API_KEY_CONFIG,
+    API_KEY_ENV,
+    AUTH_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_API,
+    DEFAULT_BASE_URL,
+    ID_RE,
+    WIRE_FORMATS,
+    ConfigSource,
+    InvalidValueError,
+    RunPodAuthError,
+    RunPodCapacityError,
+    RunPodError,
+    RunPodNotFoundError,
+    RunPodRequestError,
+    RunPodUnavailableError,
+    Timing,
+    TransientError,
+    api_choice,
+    base_url,
+    check_id,
+    check_int,
+    check_text,
+    configure,
+    configure_from_stack,
+    current_api,
+    has_key,
+    redact,
+    require_key,
+)
+
+__all__ = [
+    "API_CONFIG",
+    "API_KEY_CONFIG",
+    "API_KEY_ENV",
+    "AUTH_KEY_ENV",
+    "BASE_URL_ENV",
+    "CLOUD_TYPES",
+    "DEFAULT_API",
+    "DEFAULT_BASE_URL",
+    "ID_RE",
+    "POD_LOG_LINES",
+    "WIRE_FORMATS",
+    "Catalog",
+    "ConfigSource",
+    "CreatedPod",
+    "GpuOffer",
+    "InvalidValueError",
+    "LogLine",
+    "PodInfo",
+    "PodSpec",
+    "RunPodAuthError",
+    "RunPodCapacityError",
+    "RunPodError",
+    "RunPodNotFoundError",
+    "RunPodRequestError",
+    "RunPodUnavailableError",
+    "Timing",
+    "TransientError",
+    "VolumeInfo",
+    "WireFormat",
+    "api_choice",
+    "base_url",
+    "check_id",
+    "check_int",
+    "check_text",
+    "configure",
+    "configure_from_stack",
+    "create_pod",
+    "create_volume",
+    "current_api",
+    "delete_volume",
+    "edit_pod",
+    "find_pod_by_name",
+    "find_pods_by_name",
+    "find_volume_by_name",
+    "get_catalog",
+    "get_pod",
+    "get_volume",
+    "has_key",
+    "list_pods",
+    "list_volumes",
+    "log_excerpt",
+    "matches",
+    "pod_log",
+    "pod_log_since",
+    "redact",
+    "require_key",
+    "resume_pod",
+    "stop_pod",
+    "terminate_pod",
+    "update_volume",
+    "wait_for_pod",
+]
+
 CLOUD_TYPES = ("SECURE", "COMMUNITY", "ALL")
-WIRE_FORMATS = {"v2": "coral_infra.runpod.rest_v2", "graphql": "coral_infra.runpod.graphql"}
-DEFAULT_API = "v2"
 POD_LOG_LINES = 50
-
-# RunPod ids: short lowercase alphanumerics ("3tv4hh0d0g3hyb"), or prefixed as in the REST v2
-# examples ("pod_abc123", "vol_xyz"). No other character: GraphQL pastes ids into query text.
-ID_RE = re.compile(r"^[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*$")
 _PORT_RE = re.compile(r"^([0-9]{1,5})/(tcp|http)$")
-_AUTH_KEY_RE = re.compile(r"tskey-[A-Za-z0-9_-]+")
-# Shorter values are not keys (Tailscale's are ~60 characters): redacting them would mangle
-# messages, and `tskey-…` is redacted whatever its length.
-_MIN_SECRET_LENGTH = 8
 
 T = TypeVar("T")
 log = logging.getLogger("coral_infra.runpod")
 
-# The engine calls provider methods from several threads at once; concurrent first imports of
-# modules can deadlock in importlib (_DeadlockError), so they go one at a time.
-_IMPORT_LOCK = threading.RLock()
-
-
-def import_module(name: str) -> ModuleType:
-    """A module imported on first use, one thread at a time (see `_IMPORT_LOCK`)."""
-    with _IMPORT_LOCK:
-        return importlib.import_module(name)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Every wait of the adapter, bounded; tests swap in tiny values via `timing`."""
-
-    call_timeout: float = 30.0
-    """Seconds one HTTP call may take."""
-    attempts: int = 5
-    """Tries per operation on transient failures, the first one included."""
-    base_delay: float = 1.0
-    """First backoff delay in seconds; doubles per retry up to `max_delay`."""
-    max_delay: float = 16.0
-    retry_budget: float = 120.0
-    """Total seconds one operation may spend retrying (lookups for a lost create excluded)."""
-    lookup_grace: float = 90.0
-    """Seconds a create whose outcome is unknown is looked for by name before it is sent again:
-    RunPod may apply a request after the client stopped waiting for it."""
-    lookup_interval: float = 5.0
-    poll_interval: float = 5.0
-    """Seconds between status reads while waiting for a pod to run."""
-    start_deadline: float = 900.0
-    """Seconds a new or edited pod has to reach RUNNING (engine timeouts do not reach
-    dynamic providers, so the deadline lives here)."""
-    log_idle: float = 2.0
-    """Seconds without a new log line after which the pod's log stream counts as read."""
-    online_deadline: float = 300.0
-    """Seconds a started pod's bootstrap has, once the pod runs, to report its device online
-    on the tailnet (coral_infra/runpod/lifecycle.py)."""
-
-
-timing = Timing()
-
-
-class _Credentials:
-    """Module-level holder, so nothing secret is an attribute of a pickled provider."""
-
-    api_key: str | None = None
-    api: str = DEFAULT_API
-    secrets: frozenset[str] = frozenset()
-    """Auth keys this process sent to RunPod: redacted from every error, whatever their form."""
-
-
-_credentials = _Credentials()
-
-
-def redact(text: str) -> str:
-    """`text` without the API key, any auth key sent to RunPod, or anything like `tskey-…`."""
-    for secret in sorted({_credentials.api_key or "", *_credentials.secrets}, key=len)[::-1]:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return _AUTH_KEY_RE.sub("tskey-[redacted]", text)
-
-
-class RunPodError(Exception):
-    """An API failure with a message safe to show: it never holds the API key or an auth key."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
-
-
-class RunPodAuthError(RunPodError):
-    """The API key is missing or RunPod rejected it."""
-
-
-class RunPodCapacityError(RunPodError):
-    """RunPod has no free GPU matching the request (deploy or resume)."""
-
-
-class RunPodNotFoundError(RunPodError):
-    """The pod or network volume does not exist (any more)."""
-
-
-class RunPodUnavailableError(RunPodError):
-    """RunPod kept failing transiently until the retry budget ran out."""
-
-    def __init__(self, message: str, *, maybe_applied: bool = False) -> None:
-        super().__init__(message)
-        self.maybe_applied = maybe_applied
-        """Whether an attempt may have been carried out although its answer was lost."""
-
-
-class RunPodRequestError(RunPodError):
-    """RunPod rejected the request (an error that retrying will not fix)."""
-
-
-class InvalidValueError(RunPodError, ValueError):
-    """A value that cannot be sent safely or makes no sense to RunPod."""
-
-
-class TransientError(Exception):
-    """A failure worth retrying, raised by the wire formats and never shown as it is."""
-
-    def __init__(
-        self, reason: str, *, maybe_applied: bool, retry_after: float | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.maybe_applied = maybe_applied
-        """Whether the request may have been carried out although its answer was lost."""
-        self.retry_after = retry_after
-        """Seconds RunPod asked to wait (a 429's Retry-After)."""
-
-
-# --- what the providers send and read -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PodSpec:
-    """What a pod is created or edited with, in RunPod's terms."""
-
-    name: str
-    image: str
-    gpu_type_id: str
-    gpu_count: int
-    cloud_type: str
-    data_center_id: str | None
-    container_disk_gb: int
-    volume_gb: int
-    network_volume_id: str | None
-    volume_mount_path: str
-    ports: tuple[str, ...]
-    env: Mapping[str, str]
-    """All env vars sent to the pod, the auth key included."""
-    docker_args: str
-
-
-@dataclass(frozen=True)
-class PodInfo:
-    """A pod as RunPod reports it (env without the auth key)."""
-
-    id: str
-    name: str
-    desired_status: str
-    """RUNNING, EXITED or TERMINATED: what RunPod keeps the pod at."""
-    running: bool
-    """True once the container runs, not only asked to."""
-    image: str
-    gpu_type_id: str | None
-    gpu_count: int
-    container_disk_gb: int
-    volume_gb: int
-    volume_mount_path: str | None
-    network_volume_id: str | None
-    ports: tuple[str, ...]
-    env: dict[str, str] = field(default_factory=dict)
-    docker_args: str = ""
-    machine_id: str | None = None
-    """The host machine (GraphQL only; REST v2 does not report it)."""
-    pod_host_id: str | None = None
-    location: str | None = None
-    cost_per_hr: float | None = None
-    status: str = ""
-    """The lifecycle status in REST v2's terms: PROVISIONING, STARTING, RUNNING, EXITED, ERROR
-    or TERMINATED (derived from desiredStatus and the runtime on GraphQL)."""
-    data_center_id: str | None = None
-
-
-@dataclass(frozen=True)
-class VolumeInfo:
-    """A network volume as RunPod reports it."""
-
-    id: str
-    name: str
-    size_gb: int
-    data_center_id: str
-
-
-@dataclass(frozen=True)
-class CreatedPod:
-    """The pod `create_pod` deployed, or the live one it adopted by name."""
-
-    id: str
-    adopted: PodInfo | None = None
-    """Set when the pod already existed: it was not made by this call, so a failure later
-    must leave it as it is rather than terminate it."""
-    notes: tuple[str, ...] = ()
-    """What was done besides (duplicate pods with the name terminated); logged as warnings."""
-
-
-@dataclass(frozen=True)
-class GpuOffer:
-    """One GPU type in RunPod's catalog."""
-
-    id: str
-    name: str
-    price: Mapping[str, float]
-    """USD per GPU-hour by cloud ("SECURE", "COMMUNITY"); a cloud not listed does not offer it."""
-    max_count: Mapping[str, int]
-    """The most GPUs of this type one pod can have, by cloud."""
-    stock: Mapping[str, str] = field(default_factory=dict)
-    """Availability for pods by cloud: NONE, LOW, MEDIUM or HIGH (REST v2 only)."""
-    stock_by_data_center: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    """cloud -> data center -> availability, for the data centers that offer the type."""
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """What RunPod offers: GPU types with prices and stock, and data centers."""
-
-    gpus: Mapping[str, GpuOffer]
-    data_centers: tuple[str, ...] | None
-    """Data center ids, or None where the wire format cannot list them (GraphQL)."""
-    source: str
-    """Which API answered, for messages."""
-
-
-class WireFormat(Protocol):
-    """One RunPod wire format (a module). Each function makes one attempt: it raises
-    `TransientError` for what may be retried and a `RunPodError` for the rest."""
-
-    def get_pod(self, pod_id: str) -> PodInfo | None: ...
-    def list_pods(self) -> list[PodInfo]: ...
-    def check_gpu_type(self, spec: PodSpec) -> None: ...
-    def clouds(self, cloud_type: str) -> tuple[str, ...]: ...
-    def create_pod(self, spec: PodSpec, data_center_id: str | None, cloud: str) -> str: ...
-    def edit_pod(self, pod_id: str, spec: PodSpec) -> None: ...
-    def stop_pod(self, pod_id: str) -> str: ...
-    def resume_pod(self, pod_id: str, gpu_count: int) -> str: ...
-    def terminate_pod(self, pod_id: str) -> bool: ...
-    def list_volumes(self) -> list[VolumeInfo]: ...
-    def get_volume(self, volume_id: str) -> VolumeInfo | None: ...
-    def create_volume(self, name: str, size_gb: int, data_center_id: str) -> VolumeInfo: ...
-    def update_volume(self, volume_id: str, name: str, size_gb: int) -> VolumeInfo: ...
-    def delete_volume(self, volume_id: str) -> bool: ...
-    def catalog(self, clouds: Sequence[str]) -> Catalog: ...
-
-
-# --- configuration --------------------------------------------------------------------------
-
-
-class ConfigSource(Protocol):
-    """Stack config by namespaced key: the providers' `req.config` or the engine's map."""
-
-    def get(self, key: str) -> Any: ...
-
-
-def configure(config_api_key: object, api: object = DEFAULT_API) -> None:
-    """Use the key from stack config `coral:runpodApiKey`, else env `RUNPOD_API_KEY`, and the
-    wire format `api` ("v2" or "graphql").
-
-    A missing key is only an error at the first API call, because configure also runs for
-    previews that call no API.
-    """
-    if api not in WIRE_FORMATS:
-        raise InvalidValueError(
-            f"{API_CONFIG}.api: got {api!r}; allowed: {', '.join(WIRE_FORMATS)}"
-        )
-    key = config_api_key or os.environ.get(API_KEY_ENV) or None
-    _credentials.api_key = key if isinstance(key, str) else None
-    _credentials.api = str(api)
-    _credentials.secrets = frozenset()
-
-
-def configure_from_stack(config: ConfigSource) -> None:
-    """`configure` from a whole stack config (values as the engine passes them: JSON text)."""
-    configure(config.get(API_KEY_CONFIG), api_choice(config.get(API_CONFIG)))
-
-
-def api_choice(raw: object) -> str:
-    """The wire format a `coral:runpod` value names (the program validated it already)."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise InvalidValueError(f"{API_CONFIG}: got {raw!r}; expected {{api: v2}}") from None
-    if raw is None:
-        return DEFAULT_API
-    if not isinstance(raw, Mapping):
-        raise InvalidValueError(f"{API_CONFIG}: got {raw!r}; expected {{api: v2}}")
-    return str(raw.get("api", DEFAULT_API))
-
-
-def current_api() -> str:
-    """The wire format in use: "v2" or "graphql"."""
-    return _credentials.api
-
-
-def has_key() -> bool:
-    return bool(_credentials.api_key)
-
-
-def require_key() -> str:
-    if not _credentials.api_key:
-        raise RunPodAuthError(
-            "no RunPod API key: set it with `pulumi config set --secret coral:runpodApiKey "
-            f"<key>` or the environment variable {API_KEY_ENV}"
-        )
-    return _credentials.api_key
-
-
-def base_url() -> str:
-    """The API host, read on every call like the SDK does."""
-    return (os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
-
 
 def _wire() -> WireFormat:
-    return cast(WireFormat, import_module(WIRE_FORMATS[_credentials.api]))
-
-
-# --- values: nothing is sent unchecked -------------------------------------------------------
-
-
-def check_text(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidValueError(f"{what} must be a string, got {type(value).__name__}")
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-        raise InvalidValueError(f"{what} contains an unpaired surrogate character")
-    return value
-
-
-def check_int(value: object, what: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def check_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or len(value) > 64 or not ID_RE.match(value):
-        raise InvalidValueError(
-            f"{what} must be a RunPod id (letters and digits, e.g. 'abc123' or 'pod_abc123'), "
-            f"got {value!r}"
-        )
-    return value
+    return cast(WireFormat, session.import_module(WIRE_FORMATS[session._credentials.api]))
 
 
 def _check_spec(spec: PodSpec) -> None:
@@ -413,59 +166,7 @@ def _check_spec(spec: PodSpec) -> None:
     for key, value in spec.env.items():
         check_text(key, "env key")
         check_text(value, f"env {key}")
-    auth_key = spec.env.get(AUTH_KEY_ENV) or ""
-    if len(auth_key) >= _MIN_SECRET_LENGTH:
-        _credentials.secrets = _credentials.secrets | {auth_key}
-
-
-# --- retries --------------------------------------------------------------------------------
-
-
-def _backoff_delays() -> list[float]:
-    delays, delay = [], timing.base_delay
-    for _ in range(max(timing.attempts - 1, 0)):
-        delays.append(delay)
-        delay = min(delay * 2, timing.max_delay)
-    return delays
-
-
-def _with_retries(
-    op: str, attempt: Callable[[], T], recover: Callable[[], T | None] | None = None
-) -> T:
-    """Run `attempt`, retrying transient failures within `timing`'s bounds.
-
-    `recover` runs before each retry after a failure that may have been applied: if it finds
-    what the lost attempt did, that is the result and nothing is sent twice. The time it takes
-    (a create's lookup grace) does not count against the retry budget.
-    """
-    deadline = time.monotonic() + timing.retry_budget
-    delays = _backoff_delays()
-    tries, maybe_applied = 0, False
-    while True:
-        tries += 1
-        try:
-            return attempt()
-        except TransientError as exc:
-            maybe_applied = maybe_applied or exc.maybe_applied
-            wait = max(delays[0], exc.retry_after or 0.0) if delays else None
-            if wait is None or time.monotonic() + wait > deadline:
-                asked = f" (RunPod asked to wait {exc.retry_after:g} s)" if exc.retry_after else ""
-                raise RunPodUnavailableError(
-                    f"RunPod API unavailable for {op} after {tries} attempt(s): {exc}{asked}",
-                    maybe_applied=maybe_applied,
-                ) from None
-            delays.pop(0)
-            time.sleep(wait)
-            if recover is not None and exc.maybe_applied:
-                started = time.monotonic()
-                found = recover()
-                deadline += time.monotonic() - started
-                if found is not None:
-                    return found
-
-
-def _run(op: str, attempt: Callable[[], T]) -> T:
-    return _with_retries(op, attempt)
+    session.remember_secret(spec.env.get(AUTH_KEY_ENV) or "")
 
 
 def _warn(message: str) -> str:
@@ -474,13 +175,13 @@ def _warn(message: str) -> str:
 
 
 def _await_late(lookup: Callable[[], list[T]]) -> list[T]:
-    """Look up over `timing.lookup_grace` until something appears (a late-applied create)."""
-    deadline = time.monotonic() + timing.lookup_grace
+    """Look up over the lookup grace period until something appears (a late-applied create)."""
+    deadline = time.monotonic() + session.timing.lookup_grace
     while True:
         found = lookup()
-        if found or time.monotonic() + timing.lookup_interval > deadline:
+        if found or time.monotonic() + session.timing.lookup_interval > deadline:
             return found
-        time.sleep(timing.lookup_interval)
+        time.sleep(session.timing.lookup_interval)
 
 
 def _may_exist(what: str, name: str, where: str = "") -> str:
@@ -498,13 +199,13 @@ def get_pod(pod_id: str) -> PodInfo | None:
     """The pod, or None when RunPod no longer has it (not found or TERMINATED)."""
     check_id(pod_id, "pod id")
     wire = _wire()
-    return _run("get pod", lambda: wire.get_pod(pod_id))
+    return session.run("get pod", lambda: wire.get_pod(pod_id))
 
 
 def list_pods() -> list[PodInfo]:
     """All live pods of the account (terminated ones excluded)."""
     wire = _wire()
-    return _run("list pods", wire.list_pods)
+    return session.run("list pods", wire.list_pods)
 
 
 def find_pods_by_name(name: str) -> list[PodInfo]:
@@ -563,7 +264,7 @@ def create_pod(spec: PodSpec) -> CreatedPod:
 
     Adoption covers an earlier create whose answer was lost (its id never reached state) and a
     pod made by hand under the stack's name. A create whose outcome is unknown is looked for by
-    name over `timing.lookup_grace` before it is sent again. The pod may not be running yet:
+    name over `session.timing.lookup_grace` before it is sent again. The pod may not be running yet:
     see `wait_for_pod`.
     """
     _check_spec(spec)
@@ -574,7 +275,7 @@ def create_pod(spec: PodSpec) -> CreatedPod:
         if volume is None:
             raise RunPodNotFoundError(f"network volume {spec.network_volume_id} does not exist")
         data_center_id = volume.data_center_id
-    _run("look up GPU type", lambda: wire.check_gpu_type(spec))
+    session.run("look up GPU type", lambda: wire.check_gpu_type(spec))
     existing = find_pods_by_name(spec.name)
     if existing:
         kept, notes = _keep_one_pod(spec, existing)
@@ -604,7 +305,7 @@ def _deploy(wire: WireFormat, spec: PodSpec, data_center_id: str | None, cloud: 
         return kept.id
 
     try:
-        pod_id = _with_retries(
+        pod_id = session.with_retries(
             "create pod", lambda: wire.create_pod(spec, data_center_id, cloud), recover=recover
         )
     except RunPodUnavailableError as exc:
@@ -623,8 +324,8 @@ def _deploy(wire: WireFormat, spec: PodSpec, data_center_id: str | None, cloud: 
 
 
 def wait_for_pod(pod_id: str) -> PodInfo:
-    """Poll until the pod's container runs, within `timing.start_deadline`."""
-    deadline = time.monotonic() + timing.start_deadline
+    """Poll until the pod's container runs, within `session.timing.start_deadline`."""
+    deadline = time.monotonic() + session.timing.start_deadline
     while True:
         pod = get_pod(pod_id)
         if pod is None:
@@ -636,12 +337,12 @@ def wait_for_pod(pod_id: str) -> PodInfo:
                 f"pod {pod_id} is in ERROR: RunPod reports its container in an unrecoverable "
                 "error state"
             )
-        if time.monotonic() + timing.poll_interval > deadline:
+        if time.monotonic() + session.timing.poll_interval > deadline:
             raise RunPodUnavailableError(
-                f"pod {pod_id} did not reach RUNNING within {timing.start_deadline:g} s "
+                f"pod {pod_id} did not reach RUNNING within {session.timing.start_deadline:g} s "
                 f"(status {pod.status or pod.desired_status or 'unknown'})"
             )
-        time.sleep(timing.poll_interval)
+        time.sleep(session.timing.poll_interval)
 
 
 def edit_pod(pod_id: str, spec: PodSpec) -> None:
@@ -653,14 +354,14 @@ def edit_pod(pod_id: str, spec: PodSpec) -> None:
     check_id(pod_id, "pod id")
     _check_spec(spec)
     wire = _wire()
-    _run("edit pod", lambda: wire.edit_pod(pod_id, spec))
+    session.run("edit pod", lambda: wire.edit_pod(pod_id, spec))
 
 
 def stop_pod(pod_id: str) -> str:
     """Stop the pod (GPU released, pod volume kept); returns its desired status."""
     check_id(pod_id, "pod id")
     wire = _wire()
-    return _run("stop pod", lambda: wire.stop_pod(pod_id))
+    return session.run("stop pod", lambda: wire.stop_pod(pod_id))
 
 
 def resume_pod(pod_id: str, gpu_count: int) -> str:
@@ -669,7 +370,7 @@ def resume_pod(pod_id: str, gpu_count: int) -> str:
     check_int(gpu_count, "gpu_count", 1)
     wire = _wire()
     try:
-        return _run("resume pod", lambda: wire.resume_pod(pod_id, gpu_count))
+        return session.run("resume pod", lambda: wire.resume_pod(pod_id, gpu_count))
     except RunPodCapacityError as exc:
         raise RunPodCapacityError(
             f"{exc} (pod {pod_id} is stopped and its host machine has no free GPU; its "
@@ -690,7 +391,9 @@ def terminate_pod(pod_id: str) -> bool:
         return False if get_pod(pod_id) is None else None
 
     try:
-        return _with_retries("terminate pod", lambda: wire.terminate_pod(pod_id), recover=gone)
+        return session.with_retries(
+            "terminate pod", lambda: wire.terminate_pod(pod_id), recover=gone
+        )
     except RunPodNotFoundError:
         return False
 
@@ -702,25 +405,17 @@ def pod_log(pod_id: str, lines: int = POD_LOG_LINES) -> list[str]:
     wire format the stack uses.
     """
     check_id(pod_id, "pod id")
-    rest_v2 = import_module(WIRE_FORMATS["v2"])
-    found: list[str] = _run("read pod log", lambda: rest_v2.pod_log(pod_id, lines))
+    rest_v2 = session.import_module(WIRE_FORMATS["v2"])
+    found: list[str] = session.run("read pod log", lambda: rest_v2.pod_log(pod_id, lines))
     return [redact(line) for line in found[-lines:]]
-
-
-@dataclass(frozen=True)
-class LogLine:
-    """One line of a pod's log, with RunPod's timestamp (also the stream's resume cursor)."""
-
-    ts: str
-    line: str
 
 
 def pod_log_since(pod_id: str, since: str | None) -> list[LogLine]:
     """The pod's container log lines after the cursor `since` (a `LogLine.ts`; None: the last
     line only, so its `ts` can serve as the cursor of what comes next), `tskey-…` redacted."""
     check_id(pod_id, "pod id")
-    rest_v2 = import_module(WIRE_FORMATS["v2"])
-    found: list[LogLine] = _run("read pod log", lambda: rest_v2.pod_log_since(pod_id, since))
+    rest_v2 = session.import_module(WIRE_FORMATS["v2"])
+    found: list[LogLine] = session.run("read pod log", lambda: rest_v2.pod_log_since(pod_id, since))
     return [LogLine(entry.ts, redact(entry.line)) for entry in found]
 
 
@@ -741,13 +436,13 @@ def log_excerpt(pod_id: str, lines: int = POD_LOG_LINES) -> str:
 
 def list_volumes() -> list[VolumeInfo]:
     wire = _wire()
-    return _run("list network volumes", wire.list_volumes)
+    return session.run("list network volumes", wire.list_volumes)
 
 
 def get_volume(volume_id: str) -> VolumeInfo | None:
     check_id(volume_id, "network volume id")
     wire = _wire()
-    return _run("get network volume", lambda: wire.get_volume(volume_id))
+    return session.run("get network volume", lambda: wire.get_volume(volume_id))
 
 
 def _volumes_named(name: str, data_center_id: str) -> list[VolumeInfo]:
@@ -816,7 +511,7 @@ def create_volume(name: str, size_gb: int, data_center_id: str) -> VolumeInfo:
         return _keep_one_volume(found) if found else None
 
     try:
-        created = _with_retries(
+        created = session.with_retries(
             "create network volume",
             lambda: wire.create_volume(name, size_gb, data_center_id),
             recover=recover,
@@ -840,7 +535,9 @@ def update_volume(volume_id: str, *, name: str, size_gb: int) -> VolumeInfo:
     check_text(name, "name")
     check_int(size_gb, "size_gb", 1)
     wire = _wire()
-    return _run("update network volume", lambda: wire.update_volume(volume_id, name, size_gb))
+    return session.run(
+        "update network volume", lambda: wire.update_volume(volume_id, name, size_gb)
+    )
 
 
 def delete_volume(volume_id: str) -> None:
@@ -852,7 +549,9 @@ def delete_volume(volume_id: str) -> None:
         return False if get_volume(volume_id) is None else None
 
     try:
-        _with_retries("delete network volume", lambda: wire.delete_volume(volume_id), recover=gone)
+        session.with_retries(
+            "delete network volume", lambda: wire.delete_volume(volume_id), recover=gone
+        )
     except RunPodNotFoundError:
         return
 
@@ -864,9 +563,9 @@ _catalogs: dict[tuple[str, str, tuple[str, ...]], Catalog] = {}
 
 def get_catalog(clouds: Sequence[str]) -> Catalog:
     """GPU types (price, and stock in `clouds`) and data centers; read once per process."""
-    key = (_credentials.api, base_url(), tuple(sorted(set(clouds))))
+    key = (session._credentials.api, base_url(), tuple(sorted(set(clouds))))
     if key not in _catalogs:
         require_key()
         wire = _wire()
-        _catalogs[key] = _run("read RunPod's catalog", lambda: wire.catalog(key[2]))
+        _catalogs[key] = session.run("read RunPod's catalog", lambda: wire.catalog(key[2]))
     return _catalogs[key]

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx2
 
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 
 USER_AGENT = "coral-infra/0.1 (Pulumi dynamic provider)"
 # httpx2 logs every request at INFO; a provider's stderr reaches the engine's output, and the
@@ -96,7 +96,7 @@ def _failed(op: str, exc: httpx2.HTTPError, changes_state: bool) -> api.Transien
         return api.TransientError(f"{op}: could not connect to RunPod", maybe_applied=False)
     if isinstance(exc, httpx2.TimeoutException):
         return api.TransientError(
-            f"{op}: no answer within {api.timing.call_timeout:g} s", maybe_applied=changes_state
+            f"{op}: no answer within {session.timing.call_timeout:g} s", maybe_applied=changes_state
         )
     return api.TransientError(
         f"{op}: the connection broke before RunPod answered ({type(exc).__name__})",
@@ -151,7 +151,7 @@ def send(
             json=body,
             params=params,
             headers=_headers(),
-            timeout=api.timing.call_timeout,
+            timeout=session.timing.call_timeout,
         )
     except httpx2.HTTPError as exc:
         raise _failed(op, exc, changes_state) from None
@@ -170,7 +170,7 @@ def events(
             path,
             params=params,
             headers=_headers("text/event-stream"),
-            timeout=api.timing.call_timeout,
+            timeout=session.timing.call_timeout,
         ) as source:
             response = source.response
             if response.status_code != 200 or not response.headers.get(

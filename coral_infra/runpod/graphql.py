@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-from coral_infra.runpod import api, exchange
+from coral_infra.runpod import api, exchange, session
 
 SOURCE = "RunPod GraphQL API"
 _CAPACITY_MARKERS = ("no longer any instances available", "not enough free gpus")
@@ -34,7 +34,7 @@ _TRANSIENT_MARKERS = (
 
 def _sdk(module: str) -> ModuleType:
     """A runpod SDK module (its import costs ~1.5 s, so only when this wire format is used)."""
-    return api.import_module(module)
+    return session.import_module(module)
 
 
 def _gql_string(value: str, what: str) -> str:

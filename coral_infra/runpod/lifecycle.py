@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 
 RUNNING = "running"
 STOPPED = "stopped"
@@ -152,7 +152,7 @@ def start_machine(
 def wait_online(pod_id: str, hostname: str, since: str, *, progress: Progress = _quiet) -> None:
     """Follow the pod's log from `since` until the bootstrap reports the device online, within
     `timing.online_deadline`; the bootstrap giving up, or silence, is an error with the log."""
-    deadline = time.monotonic() + api.timing.online_deadline
+    deadline = time.monotonic() + session.timing.online_deadline
     cursor = since
     unreadable: api.RunPodError | None = None
     while True:
@@ -171,15 +171,15 @@ def wait_online(pod_id: str, hostname: str, since: str, *, progress: Progress = 
             raise
         except api.RunPodError as exc:
             unreadable = exc
-        if time.monotonic() + api.timing.poll_interval > deadline:
+        if time.monotonic() + session.timing.poll_interval > deadline:
             why = f" (its log could not be read: {unreadable})" if unreadable else ""
             raise MachineOfflineError(
                 f"{_who(pod_id, hostname)} runs again, but its bootstrap did not report the "
-                f"device online on the tailnet within {api.timing.online_deadline:g} s{why}"
+                f"device online on the tailnet within {session.timing.online_deadline:g} s{why}"
                 f"{api.log_excerpt(pod_id)}"
             )
         progress(f"waiting for {hostname} to come online on the tailnet ...")
-        time.sleep(api.timing.poll_interval)
+        time.sleep(session.timing.poll_interval)
 
 
 def stop_machine(pod_id: str, *, hostname: str | None, progress: Progress = _quiet) -> api.PodInfo:

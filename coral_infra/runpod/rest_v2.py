@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from coral_infra.runpod import api, exchange
+from coral_infra.runpod import api, exchange, session
 
 SOURCE = "RunPod REST API v2"
 CLOUDS = ("SECURE", "COMMUNITY")
@@ -217,7 +217,7 @@ def _log_events(pod_id: str, params: dict[str, str], limit: int | None) -> list[
     found: list[api.LogLine] = []
     path = _path("pods", pod_id, "logs")
     params = {**params, "source": "container"}
-    with exchange.events("read pod log", path, params, api.timing.log_idle) as stream:
+    with exchange.events("read pod log", path, params, session.timing.log_idle) as stream:
         for event in stream:
             try:
                 payload = event.json()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from coral_infra import cli
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 from standins.pod_runtime import PodRuntime, PodRuntimeError
 from standins.runpod_account import PodSpec, StandinPod
 from standins.runpod_api import RunPodStandin
@@ -78,8 +78,10 @@ def deployed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deploy
     monkeypatch.setenv("FAKE_PULUMI_DIR", str(fake))
     monkeypatch.setenv("PATH", f"{fake / 'bin'}:/usr/bin:/bin")
     monkeypatch.delenv(api.API_KEY_ENV, raising=False)
-    quick = dataclasses.replace(api.timing, poll_interval=0.2, online_deadline=10.0, log_idle=0.5)
-    monkeypatch.setattr(api, "timing", quick)
+    quick = dataclasses.replace(
+        session.timing, poll_interval=0.2, online_deadline=10.0, log_idle=0.5
+    )
+    monkeypatch.setattr(session, "timing", quick)
     with RunPodStandin(ACCOUNT_KEY, runtime=runtime) as runpod:
         monkeypatch.setenv(api.BASE_URL_ENV, runpod.url)
         pods = {

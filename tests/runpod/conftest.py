@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 from standins.runpod_api import RunPodStandin
 from tests.runpod.helpers import API_KEY, FAST
 
@@ -31,7 +31,7 @@ def serve(
     """Run `server` with the adapter pointed at it over `wire`; fail on OpenAPI violations."""
     monkeypatch.setenv("HOME", str(tmp_path))  # the SDK reads ~/.runpod/config.toml on import
     monkeypatch.delenv(api.API_KEY_ENV, raising=False)
-    monkeypatch.setattr(api, "timing", FAST)
+    monkeypatch.setattr(session, "timing", FAST)
     monkeypatch.setattr(api, "_catalogs", {})
     with server:
         monkeypatch.setenv(api.BASE_URL_ENV, server.url)

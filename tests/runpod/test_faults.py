@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 from coral_infra.runpod.pod import PodProvider
 from standins.runpod_api import RunPodStandin
 from tests.runpod.helpers import API_KEY, AUTH_KEY, count, op, pod_props
@@ -45,7 +45,7 @@ def test_retries_are_bounded_and_the_error_is_clear(standin: RunPodStandin) -> N
     standin.inject(op("list"), "server_error", times=100)
     with pytest.raises(api.RunPodUnavailableError, match=r"list pods after 4 attempt\(s\)"):
         api.list_pods()
-    assert count(standin, "list") == api.timing.attempts
+    assert count(standin, "list") == session.timing.attempts
 
 
 def test_an_html_502_page_is_reported_with_its_http_status(standin: RunPodStandin) -> None:
@@ -89,7 +89,7 @@ def test_lost_create_response_adopts_the_accepted_pod(standin: RunPodStandin) ->
 def test_create_timeout_after_acceptance_adopts_instead_of_duplicating(
     standin: RunPodStandin,
 ) -> None:
-    standin.inject(op("create"), "slow", delay=api.timing.call_timeout + 0.3)
+    standin.inject(op("create"), "slow", delay=session.timing.call_timeout + 0.3)
     result = PodProvider().create(pod_props())
     assert_only_tracked(standin, result.id)
     assert count(standin, "create") == 1
@@ -100,11 +100,11 @@ def test_a_create_applied_after_the_client_gave_up_ends_with_exactly_one_pod(
 ) -> None:
     """The connection drops at once and RunPod applies the request later: the adapter looks
     the name up over its grace period instead of sending the create again."""
-    standin.inject(op("create"), "applied_late", delay=api.timing.lookup_grace / 2)
+    standin.inject(op("create"), "applied_late", delay=session.timing.lookup_grace / 2)
     result = PodProvider().create(pod_props())
     assert_only_tracked(standin, result.id)
     assert count(standin, "create") == 1
-    time.sleep(api.timing.lookup_grace)  # nothing else turns up later
+    time.sleep(session.timing.lookup_grace)  # nothing else turns up later
     assert_only_tracked(standin, result.id)
 
 
@@ -113,7 +113,7 @@ def test_a_create_applied_after_the_grace_period_is_settled_by_the_next_up_and_b
 ) -> None:
     """Later than any grace period, the first request still lands: two pods carry the name.
     Both the next create (adoption) and delete settle it; neither leaves a billing pod."""
-    late = api.timing.lookup_grace + 0.4
+    late = session.timing.lookup_grace + 0.4
     standin.inject(op("create"), "applied_late", delay=late)
     first = PodProvider().create(pod_props())
     time.sleep(late)
@@ -132,7 +132,7 @@ def test_a_create_applied_after_the_grace_period_is_settled_by_the_next_up_and_b
 def test_destroy_terminates_a_late_duplicate_carrying_the_stack_name(
     standin: RunPodStandin,
 ) -> None:
-    late = api.timing.lookup_grace + 0.4
+    late = session.timing.lookup_grace + 0.4
     standin.inject(op("create"), "applied_late", delay=late)
     created = PodProvider().create(pod_props())
     time.sleep(late)

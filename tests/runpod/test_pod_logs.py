@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 from coral_infra.runpod.pod import PodProvider
 from standins.pod_runtime import PodRuntime, PodRuntimeError
 from standins.runpod_api import RunPodStandin
@@ -39,7 +39,7 @@ def running_standin(
     for served in serve(server, monkeypatch, tmp_path, wire):
         # Generous: when the deadline runs out the console must hold every line the pod
         # printed, also on a loaded machine.
-        monkeypatch.setattr(api, "timing", replace(FAST, start_deadline=4.0))
+        monkeypatch.setattr(session, "timing", replace(FAST, start_deadline=4.0))
         yield served
 
 

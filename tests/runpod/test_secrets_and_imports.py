@@ -16,7 +16,7 @@ from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 from pulumi.dynamic.dynamic import serialize_provider
 
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 from coral_infra.runpod.pod import PodProvider
 from coral_infra.runpod.volume import NetworkVolumeProvider
 from standins.runpod_api import RunPodStandin
@@ -32,7 +32,7 @@ def test_configured_provider_pickles_without_the_api_key(
     provider = provider_class()
     config = {api.API_KEY_CONFIG: API_KEY, api.API_CONFIG: json.dumps({"api": wire})}
     provider.configure(ConfigureRequest(Config(config, "coral")))
-    assert api._credentials.api_key == API_KEY  # configure did take the key
+    assert session._credentials.api_key == API_KEY  # configure did take the key
     assert api.current_api() == wire
     for blob in (dill.dumps(provider, recurse=True), serialize_provider(provider).encode()):
         assert API_KEY.encode() not in blob
@@ -42,7 +42,7 @@ def test_configured_provider_pickles_without_the_api_key(
 def test_api_key_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(api.API_KEY_ENV, "from-env")
     PodProvider().configure(ConfigureRequest(Config({}, "coral")))
-    assert api._credentials.api_key == "from-env"
+    assert session._credentials.api_key == "from-env"
     assert api.current_api() == "v2"  # the default without coral:runpod
     api.configure(None)
 
@@ -148,13 +148,15 @@ def test_the_rest_v2_path_never_imports_the_runpod_sdk(tmp_path: Path, wire: str
     script = textwrap.dedent(
         """
         import os, sys
-        from coral_infra.runpod import api
+        from dataclasses import replace
+        from coral_infra.runpod import api, session
         from coral_infra.runpod.pod import PodProvider
         from coral_infra.runpod.volume import NetworkVolumeProvider
         from standins.runpod_api import RunPodStandin
         from tests.runpod.helpers import API_KEY, FAST, pod_props
 
-        api.timing = FAST
+        # Not a test of timing: generous calls, a machine under load must not fail it.
+        session.timing = replace(FAST, call_timeout=10.0, retry_budget=60.0)
         with RunPodStandin(API_KEY) as standin:
             os.environ["RUNPOD_API_BASE_URL"] = standin.url
             api.configure(API_KEY, sys.argv[1])

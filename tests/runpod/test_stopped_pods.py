@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from coral_infra.runpod import api, lifecycle
+from coral_infra.runpod import api, lifecycle, session
 from coral_infra.runpod.pod import PodProvider
 from standins.pod_runtime import PodRuntime, PodRuntimeError
 from standins.runpod_api import RunPodStandin
@@ -207,7 +207,7 @@ def boot_pod(running: RunPodStandin, report: str) -> str:
 def patient(running: RunPodStandin, monkeypatch: pytest.MonkeyPatch) -> None:
     """Waits long enough for real processes (after `running` set the tiny ones)."""
     monkeypatch.setattr(
-        api,
+        session,
         "timing",
         dataclasses.replace(
             FAST, start_deadline=10.0, online_deadline=6.0, poll_interval=0.2, retry_budget=5.0
@@ -245,7 +245,7 @@ def test_a_silent_bootstrap_fails_the_start_after_the_deadline(
     began = time.monotonic()
     with pytest.raises(lifecycle.MachineOfflineError, match="did not report the device online"):
         lifecycle.start_machine(pod_id, hostname="coral-test")
-    assert time.monotonic() - began >= api.timing.online_deadline
+    assert time.monotonic() - began >= session.timing.online_deadline
 
 
 def test_stop_machine_stops_and_a_stopped_one_stays_stopped(standin: RunPodStandin) -> None:

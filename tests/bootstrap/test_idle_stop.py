@@ -95,31 +95,37 @@ def test_an_idle_pod_stops_itself_with_its_pod_scoped_key(
         assert pod_record.api_key not in text
 
 
-def test_an_open_tailscale_ssh_session_holds_the_stop_off(
-    pod: Pod, runpod: RunPodStandin, pod_record: StandinPod, idle_env: dict[str, str]
+@pytest.mark.parametrize(
+    ("sessions", "count", "extra", "seen"),
+    [
+        ("ssh_sessions", "1", {}, "active: 1 Tailscale SSH session(s); keep running"),
+        (
+            "sshd_sessions",
+            "2",
+            {"CORAL_SSHD": "1", "CORAL_SSHD_BIN": str(FAKES / "sshd")},
+            "active: 2 sshd connection(s); keep running",
+        ),
+    ],
+    ids=["tailscale-ssh", "sshd"],
+)
+def test_an_open_ssh_session_holds_the_stop_off(
+    pod: Pod,
+    runpod: RunPodStandin,
+    pod_record: StandinPod,
+    idle_env: dict[str, str],
+    sessions: str,
+    count: str,
+    extra: dict[str, str],
+    seen: str,
 ) -> None:
-    (pod.fake / "ssh_sessions").write_text("1\n")
-    pod.launch(extra_env=idle_env)
+    (pod.fake / sessions).write_text(f"{count}\n")
+    pod.launch(extra_env={**idle_env, **extra})
     time.sleep(HELD_S)
     assert status(runpod, pod_record) == "RUNNING"
     assert stop_calls(runpod) == []
-    assert "active: 1 Tailscale SSH session(s); keep running" in idle_log(pod)
+    assert seen in idle_log(pod)
 
-    (pod.fake / "ssh_sessions").write_text("0\n")
-    wait_until(lambda: status(runpod, pod_record) == "EXITED", 20, "no stop after logout", pod)
-
-
-def test_an_sshd_connection_holds_the_stop_off(
-    pod: Pod, runpod: RunPodStandin, pod_record: StandinPod, idle_env: dict[str, str]
-) -> None:
-    (pod.fake / "sshd_sessions").write_text("2\n")
-    sshd = {"CORAL_SSHD": "1", "CORAL_SSHD_BIN": str(FAKES / "sshd")}
-    pod.launch(extra_env={**idle_env, **sshd})
-    time.sleep(HELD_S)
-    assert status(runpod, pod_record) == "RUNNING"
-    assert "active: 2 sshd connection(s); keep running" in idle_log(pod)
-
-    (pod.fake / "sshd_sessions").write_text("0\n")
+    (pod.fake / sessions).write_text("0\n")
     wait_until(lambda: status(runpod, pod_record) == "EXITED", 20, "no stop after logout", pod)
 
 

@@ -129,6 +129,9 @@ def test_an_out_of_band_stop_previews_as_a_start_and_up_brings_the_same_node_bac
         preview.stdout
     )
     assert "replace" not in preview.stdout.lower()
+    plain = sandbox.pulumi("preview", "--suppress-progress").stdout
+    assert "coral-machine-pod update [diff: ~status]" in plain, plain
+    assert f"will start {HOSTNAME} (stopped): pod {pod_id} is EXITED" in plain
 
     # Refresh records the stopped pod as stopped, and plans no replacement either.
     sandbox.pulumi("refresh", "--yes", "--suppress-progress")

@@ -158,6 +158,8 @@ def wait_online(pod_id: str, hostname: str, since: str, *, progress: Progress = 
     while True:
         try:
             for entry in api.pod_log_since(pod_id, cursor):
+                if entry.ts == since:
+                    continue  # the line the cursor names: from before the start
                 cursor = entry.ts or cursor
                 if ONLINE_MARKER in entry.line:
                     return

@@ -4,6 +4,7 @@
     coral policy --stack prod
     coral up --stack dev [--print] [-- pulumi up flags]
     coral doctor [--stack dev]
+    coral start STACK/HOST | coral stop STACK/HOST | coral status [--stack STACK]
 
 `ssh-config` keeps one marked block per stack in the SSH config, built from the stack's
 outputs (`pulumi stack output --json`), so `ssh coral-machine` works after every `up` without
@@ -11,7 +12,9 @@ hand edits; everything outside the markers stays byte for byte as the user wrote
 prints what the policy owner writes (or what another stack requires), from the same functions
 `pulumi up` uses. `up` applies a stack in the order that cannot deadlock: the owner's policy
 step first (when another stack owns the tailnet policy and renders this stack's rules), then the
-stack. `doctor` says what is missing on this computer and how to fix it.
+stack. `doctor` says what is missing on this computer and how to fix it. `start`/`stop` bring
+one machine's pod back or stop it without a full `up`, and `status` shows each machine's pod
+state, price per hour and tailnet state (coral_infra/fleet.py says where each comes from).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coral_infra import fleet
 from coral_infra.policy import PolicyError, environment_rules
 from coral_infra.preflight import preflight_stack_file
+from coral_infra.runpod.api import RunPodError
 from coral_infra.settings import NAMESPACE, PROJECT_ROOT, SettingsError, read_stack_config
 from coral_infra.tailnet import policy_targets
 
@@ -63,31 +68,34 @@ def stack_outputs(stack: str, from_json: Path | None = None) -> dict[str, Any]:
         text = from_json.read_text()
         source = str(from_json)
     else:
-        pulumi = shutil.which("pulumi")
-        if pulumi is None:
-            raise CliError(
-                "the Pulumi CLI is not on PATH; install it (see `coral doctor`) or pass "
-                "--from-json with the output of `pulumi stack output --json`"
-            )
-        done = subprocess.run(
-            [pulumi, "stack", "output", "--json", "--stack", stack],
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-        )
-        if done.returncode != 0:
-            raise CliError(
-                f"`pulumi stack output --json --stack {stack}` failed: "
-                f"{done.stderr.strip() or done.stdout.strip()}"
-            )
-        text, source = done.stdout, f"the outputs of stack {stack!r}"
+        hint = " or pass --from-json with the output of `pulumi stack output --json`"
+        text = pulumi_text(["stack", "output", "--json", "--stack", stack], hint)
+        source = f"the outputs of stack {stack!r}"
+    return _json_object(text, source, "stack outputs")
+
+
+def pulumi_text(args: Sequence[str], hint: str = "") -> str:
+    """What `pulumi <args>` prints; a missing CLI or a failure is a CliError saying so."""
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise CliError(f"the Pulumi CLI is not on PATH; install it (see `coral doctor`){hint}")
+    done = subprocess.run(
+        [pulumi, *args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS
+    )
+    if done.returncode != 0:
+        shown = " ".join(args)
+        raise CliError(f"`pulumi {shown}` failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def _json_object(text: str, source: str, what: str) -> dict[str, Any]:
     try:
-        outputs = json.loads(text)
+        found = json.loads(text)
     except json.JSONDecodeError as error:
         raise CliError(f"{source} is not JSON: {error}") from None
-    if not isinstance(outputs, dict):
-        raise CliError(f"{source}: expected an object of stack outputs")
-    return outputs
+    if not isinstance(found, dict):
+        raise CliError(f"{source}: expected an object of {what}")
+    return found
 
 
 def ssh_blocks(outputs: Mapping[str, Any], stack: str) -> str:
@@ -381,6 +389,63 @@ def format_checks(checks: Sequence[Check]) -> str:
     return "\n".join(lines)
 
 
+# --- start, stop, status -------------------------------------------------------------------
+
+
+def stack_config(stack: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The stack's config as Pulumi has it; secrets decrypted only when the RunPod key must
+    come from there (never printed)."""
+    secrets = [] if env.get("RUNPOD_API_KEY") else ["--show-secrets"]
+    text = pulumi_text(["config", "--json", *secrets, "--stack", stack])
+    return _json_object(text, f"the config of stack {stack!r}", "config values")
+
+
+def selected_stack() -> str:
+    """The stack `pulumi stack select` chose in this directory."""
+    name = pulumi_text(["stack", "--show-name"], " or name the stack with --stack").strip()
+    if not name:
+        raise CliError("no stack is selected here: name one with --stack")
+    return name
+
+
+def tailnet_peers(env: Mapping[str, str]) -> list[fleet.Peer] | str:
+    """This computer's view of the tailnet, or why there is none."""
+    found = shutil.which("tailscale", path=env.get("PATH", ""))
+    if found is None:
+        return "unknown: no `tailscale` on this computer"
+    done = _run([found, "status", "--json"], env)
+    if done is None or done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no answer"])[0] if done else "no answer"
+        return f"unknown: `tailscale status` failed ({why})"
+    try:
+        return fleet.tailnet_peers(done.stdout)
+    except (json.JSONDecodeError, AttributeError):
+        return "unknown: `tailscale status --json` printed no status"
+
+
+def machine_command(command: str, target: str, env: Mapping[str, str]) -> int:
+    """`coral start|stop STACK/HOST`: progress lines as it goes, then the outcome."""
+    stack, host = fleet.parse_target(target)
+    outputs = stack_outputs(stack)
+    fleet.configure_runpod(stack, stack_config(stack, env), env)
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    act = fleet.start if command == "start" else fleet.stop
+    print(act(stack, host, outputs, progress))
+    return 0
+
+
+def status(stack: str | None, env: Mapping[str, str]) -> int:
+    stack = stack or selected_stack()
+    outputs = stack_outputs(stack)
+    fleet.configure_runpod(stack, stack_config(stack, env), env)
+    print(f"stack {stack}")
+    print("\n".join(fleet.status_table(stack, outputs, tailnet_peers(env))))
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -404,12 +469,21 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("doctor", help="check this computer's prerequisites")
     check.add_argument("--stack", default="dev")
     check.add_argument("--ssh-config", type=Path, default=Path(DEFAULT_SSH_CONFIG))
+    for verb, what in (("start", "start a stopped machine"), ("stop", "stop a machine")):
+        machine = commands.add_parser(verb, help=f"{what}: its pod, through RunPod's API")
+        machine.add_argument("target", metavar="STACK/HOST", help="e.g. dev/coral-dev")
+    state = commands.add_parser("status", help="each machine's pod, price and tailnet state")
+    state.add_argument("--stack", help="default: the selected stack (`pulumi stack select`)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("start", "stop"):
+            return machine_command(args.command, args.target, os.environ)
+        if args.command == "status":
+            return status(args.stack, os.environ)
         if args.command == "ssh-config":
             blocks = ssh_blocks(stack_outputs(args.stack, args.from_json), args.stack)
             result = write_ssh_config(args.file, args.stack, blocks)
@@ -434,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checks = doctor(args.stack, args.ssh_config.expanduser(), os.environ)
         print(format_checks(checks))
         return 1 if any(c.required and not c.ok for c in checks) else 0
-    except (CliError, SettingsError, PolicyError, OSError) as error:
+    except (CliError, SettingsError, PolicyError, OSError, fleet.FleetError, RunPodError) as error:
         print(f"coral {args.command}: {error}", file=sys.stderr)
         return 2
 

@@ -15,7 +15,15 @@ import pulumi
 
 from coral_infra import bootstrap
 from coral_infra.device import Device, DeviceArgs
-from coral_infra.runpod import NetworkVolume, NetworkVolumeArgs, Pod, PodArgs, PodName, api
+from coral_infra.runpod import (
+    NetworkVolume,
+    NetworkVolumeArgs,
+    Pod,
+    PodArgs,
+    PodName,
+    api,
+    lifecycle,
+)
 from coral_infra.settings import MachineSettings, TailnetSettings
 from coral_infra.ssh_config import ssh_command, ssh_config_block
 from coral_infra.workspace import STATE_SUBDIR
@@ -24,7 +32,7 @@ from coral_infra.workspace import STATE_SUBDIR
 def pod_name(stack: str, machine: MachineSettings) -> str:
     """Unique per stack and hostname: the pod provider finds (adopts) a pod by this name when
     a create's response was lost, so two stacks must never share one."""
-    return f"{machine.hostname}-{stack}"
+    return lifecycle.unique_name(stack, machine.hostname)
 
 
 def state_dir(machine: MachineSettings) -> str:
@@ -33,10 +41,14 @@ def state_dir(machine: MachineSettings) -> str:
 
 
 def pod_spec(
-    stack: str, machine: MachineSettings, login_server: str | None = None
+    stack: str,
+    machine: MachineSettings,
+    login_server: str | None = None,
+    runpod_api_url: str | None = None,
 ) -> dict[str, Any]:
     """The pod's inputs except the auth key and the network volume id (both known only
-    during `up`)."""
+    during `up`). `runpod_api_url`: the stack's RunPod API when it is not RunPod's own (the
+    sandbox), for the idle stop in the pod."""
     inject = machine.bootstrap == "inject"
     env = {
         **machine.env,
@@ -46,6 +58,8 @@ def pod_spec(
             include_script=inject,
             userspace=machine.userspace_networking,
             extra_up_args=[f"--login-server={login_server}"] if login_server else (),
+            idle_stop_seconds=machine.idle_stop_seconds,
+            runpod_api_url=runpod_api_url,
         ),
     }
     return {
@@ -121,10 +135,16 @@ class Machine(pulumi.ComponentResource):
         # Held before the pod exists and released after it is gone: `destroy` terminates any
         # pod with the name, even one a failed create left out of state (runpod/pod_name.py).
         claim = PodName(f"{name}-pod-name", pod_name(args.stack, machine), child)
+        runpod_api = api.base_url()
         pod = Pod(
             f"{name}-pod",
             PodArgs(
-                **pod_spec(args.stack, machine, args.tailnet.login_server),
+                **pod_spec(
+                    args.stack,
+                    machine,
+                    args.tailnet.login_server,
+                    None if runpod_api == api.DEFAULT_BASE_URL else runpod_api,
+                ),
                 network_volume_id=network_volume_id,
                 auth_key=pulumi.Output.secret(args.auth_key),
             ),

@@ -58,6 +58,7 @@ from coral_infra.settings import (
     ParsedConfig,
     Settings,
     SettingsError,
+    idle_stop_notes,
     read_settings,
     read_stack_config,
     shown_path,
@@ -296,9 +297,12 @@ class StackPlan:
     """What the reader should know that is not a problem (no owner found, the owner's
     rendering failing); the owner's own notes are `policy.warnings`."""
     warnings: tuple[str, ...] = field(default=())
-    """What may fail at `up` although nothing is wrong (no GPU in stock, catalog unread)."""
+    """What may fail or surprise at `up` although nothing is wrong (no GPU in stock, the
+    catalog unread, an idle stop on a pod volume)."""
     prices: tuple[MachinePrice, ...] = field(default=())
     """Each machine's price per hour, when RunPod's catalog was read."""
+    catalog_skipped: str | None = None
+    """Why RunPod's catalog was not read (no key); offline that is normal, and not a warning."""
 
 
 def preflight(
@@ -328,14 +332,16 @@ def preflight(
             "live policy must already hold this stack's rules (an owner elsewhere writes them)"
         )
     catalog = draft.catalog if catalog_stage in stages else CatalogReport()
+    skipped = (catalog.skipped,) if online and catalog.skipped else ()
     return StackPlan(
         stack,
         parsed.settings,
         policy,
         owner,
         tuple(notes),
-        tuple(catalog.warnings),
+        (*idle_stop_notes(parsed.settings), *skipped, *catalog.warnings),
         tuple(catalog.prices),
+        catalog.skipped,
     )
 
 

@@ -109,9 +109,8 @@ def _ssh_section(settings: Settings) -> str:
 
 def _price_section(plan: StackPlan) -> str:
     """RunPod's list price per machine; the catalog is read only when a key is available."""
-    lines = [f"note: {warning}" for warning in plan.warnings if api.has_key()]
-    lines += [str(price) for price in plan.prices]
-    if not api.has_key():
+    lines = [str(price) for price in plan.prices]
+    if plan.catalog_skipped:
         lines.append(
             f"set {api.API_KEY_ENV} to check GPU types and data centers against RunPod's "
             "catalog and show each machine's price (one API call; none without a key)"
@@ -119,19 +118,24 @@ def _price_section(plan: StackPlan) -> str:
     return _section(f"price per hour (RunPod API: {plan.settings.runpod.api})", "\n".join(lines))
 
 
+def _warnings_section(plan: StackPlan) -> str:
+    """What may fail or surprise at `up` although the stack is valid."""
+    return _section("warnings", "\n".join(plan.warnings)) if plan.warnings else ""
+
+
 def render(stack: str, project_dir: Path = PROJECT_ROOT) -> str:
     """The whole report for one stack (offline unless RUNPOD_API_KEY is set); SettingsError
     with every problem at once."""
     plan = preflight_stack_file(stack, project_dir)
-    return "\n".join(
-        [
-            _policy_section(plan),
-            _auth_key_section(plan.settings),
-            _pod_section(stack, plan.settings),
-            _price_section(plan),
-            _ssh_section(plan.settings),
-        ]
-    )
+    sections = [
+        _policy_section(plan),
+        _auth_key_section(plan.settings),
+        _pod_section(stack, plan.settings),
+        _price_section(plan),
+        _ssh_section(plan.settings),
+        _warnings_section(plan),
+    ]
+    return "\n".join(section for section in sections if section)
 
 
 def main(argv: list[str] | None = None) -> int:

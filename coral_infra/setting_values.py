@@ -239,6 +239,8 @@ RESERVED_ENV_SETTINGS = {
     "TS_USERSPACE": "userspaceNetworking",
     "TS_EXTRA_ARGS": "coral:tailnet.loginServer",
     bootstrap.SCRIPT_ENV: "bootstrap",
+    bootstrap.IDLE_STOP_ENV: "idleStop",
+    bootstrap.RUNPOD_API_URL_ENV: "coral:runpod",
 }
 RESERVED_ENV_ERROR = "reserved_env"
 
@@ -269,3 +271,4 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 PositiveGb = Annotated[int, Field(gt=0, le=10_000, strict=True)]
 CheckPeriodText = Annotated[str, BeforeValidator(_duration_text("h", "12h"))]
 WaitText = Annotated[str, BeforeValidator(_duration_text("s", "5m"))]
+IdleText = Annotated[str, BeforeValidator(_duration_text("h", "2h"))]

@@ -14,6 +14,7 @@ The checks that need more than one stack file or the providers' rules run after 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from coral_infra.setting_values import (
     EnvName,
     Flag,
     Hostname,
+    IdleText,
     MountPath,
     PlainText,
     Port,
@@ -79,6 +81,12 @@ MAX_CHECK_PERIOD_HOURS = 168
 MAX_KEY_EXPIRY_DAYS = 90
 _LOGIN_SERVER = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 _KEY_DESCRIPTION = re.compile(r"^[A-Za-z0-9 -]{1,50}$")
+IDLE_STOP_MINIMUM = "15m"
+"""The shortest idleStop: a pod takes minutes to start again, and a shorter one stops between
+two working sessions."""
+SANDBOX_IDLE_STOP_MINIMUM_S = 10
+"""The minimum when the RunPod API is on loopback (RUNPOD_API_BASE_URL), which only a local
+stand-in is: lets the sandbox's tests watch an idle stop fire; never RunPod's own API."""
 
 
 class _Model(BaseModel):
@@ -361,6 +369,40 @@ class MachineSettings(_Model):
     """tailscaled without a TUN device (Tailscale's userspace networking): unset lets the
     bootstrap decide (kernel networking when /dev/net/tun exists); true where pods share a
     network namespace, as in the local sandbox."""
+    idle_stop: IdleText | None = None
+    """Stop the pod after this long without activity, e.g. '2h' (at least 15m); unset (the
+    default): never. Activity is an open Tailscale SSH or sshd session, or GPU utilisation above
+    10% (a training job). The pod stops itself through RunPod's API with its own pod-scoped
+    key; the volume and the tailnet identity stay, and `pulumi up` or `coral start` brings the
+    machine back. Decisions are logged to idle.log beside tailscaled.log."""
+
+    @field_validator("idle_stop")
+    @classmethod
+    def _idle_stop_is_a_sane_duration(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        minimum = idle_stop_minimum_seconds()
+        shown = IDLE_STOP_MINIMUM if minimum > SANDBOX_IDLE_STOP_MINIMUM_S else f"{minimum}s"
+        try:
+            seconds = parse_duration_hours(value) * 3600
+        except ValueError:
+            raise ValueError(
+                f"got {value!r}; an idle time is a duration like '2h', '90m' or '1h30m' "
+                "(remove idleStop to never stop the pod)"
+            ) from None
+        if seconds < minimum:
+            raise ValueError(
+                f"got {value!r}; the shortest idle stop is {shown}: a pod takes minutes to "
+                "start again, and a shorter idle time stops it between two sessions"
+            )
+        return value
+
+    @property
+    def idle_stop_seconds(self) -> int | None:
+        """`idleStop` in whole seconds, or None when the pod never stops itself."""
+        if self.idle_stop is None:
+            return None
+        return round(parse_duration_hours(self.idle_stop) * 3600)
 
     @field_validator("data_center")
     @classmethod
@@ -548,6 +590,26 @@ def parse_settings(
     if parsed.problems or parsed.settings is None:
         raise SettingsError(parsed.problems, source)
     return parsed.settings
+
+
+def idle_stop_minimum_seconds() -> int:
+    """The shortest idleStop allowed: 15m, or 10s with a loopback RunPod API (a stand-in)."""
+    if is_loopback_url(os.environ.get("RUNPOD_API_BASE_URL")):
+        return SANDBOX_IDLE_STOP_MINIMUM_S
+    return round(parse_duration_hours(IDLE_STOP_MINIMUM) * 3600)
+
+
+def idle_stop_notes(settings: Settings) -> list[str]:
+    """What a user with an idle stop should know about their machines (shown, not refused)."""
+    return [
+        f"{NAMESPACE}:machines[{index}].idleStop: {machine.hostname} keeps /workspace on its "
+        "pod volume (volume.kind: pod). An idle stop keeps that data and the tailnet identity, "
+        "but a stopped pod can only start again on its own host: if that host has no free GPU "
+        "then, getting the machine back means a new pod with a fresh volume and a new tailnet "
+        "device. Use volume.kind: network to keep the identity whatever the host."
+        for index, machine in enumerate(settings.machines)
+        if machine.idle_stop is not None and machine.volume.kind == "pod"
+    ]
 
 
 def stacks_dir(project_dir: Path = PROJECT_ROOT) -> Path:

@@ -29,6 +29,11 @@ SCRIPT_ENV = "CORAL_BOOTSTRAP_B64"
 # auth key from AUTH_KEY_ENV; pod_env sets several of them. A pod's own env must leave all of
 # them to the program: a user value would silently change what the bootstrap does, or lose.
 RESERVED_ENV_PREFIXES = ("TS_", "CORAL_")
+IDLE_STOP_ENV = "CORAL_IDLE_STOP"
+"""Seconds without activity after which the pod stops itself (coral:machines[].idleStop)."""
+RUNPOD_API_URL_ENV = "CORAL_RUNPOD_API_URL"
+"""Where the idle stop reaches RunPod's REST API; set only when the stack's RunPod API is not
+RunPod's own (the sandbox's stand-in)."""
 DEFAULT_STATE_DIR = STATE_DIR
 DEFAULT_HOSTNAME = "coral-machine"
 DEFAULT_SSHD_PORT = 2222
@@ -91,10 +96,14 @@ def pod_env(
     userspace: bool | None = None,
     extra_up_args: Sequence[str] = (),
     include_script: bool = True,
+    idle_stop_seconds: int | None = None,
+    runpod_api_url: str | None = None,
 ) -> dict[str, str]:
     """The env vars a pod needs besides AUTH_KEY_ENV (which the caller adds as a secret).
 
     include_script=False is for the baked image, which already contains start.sh.
+    idle_stop_seconds turns on the idle stop (None: off); runpod_api_url is where it stops the
+    pod when that is not RunPod's own API.
     """
     if not _HOSTNAME.match(hostname):
         raise ValueError(
@@ -126,6 +135,12 @@ def pod_env(
         env["TS_USERSPACE"] = "true" if userspace else "false"
     if extra_up_args:
         env["TS_EXTRA_ARGS"] = " ".join(extra_up_args)
+    if idle_stop_seconds is not None:
+        if idle_stop_seconds < 1:
+            raise ValueError(f"idle_stop_seconds={idle_stop_seconds} must be at least 1")
+        env[IDLE_STOP_ENV] = str(idle_stop_seconds)
+        if runpod_api_url is not None:
+            env[RUNPOD_API_URL_ENV] = runpod_api_url
     if include_script:
         env[SCRIPT_ENV] = base64.b64encode(SCRIPT_PATH.read_bytes()).decode("ascii")
     check_pod_fields(env)

@@ -33,6 +33,7 @@ from coral_infra.runpod.model import (
     Catalog,
     CreatedPod,
     GpuOffer,
+    LogLine,
     PodInfo,
     PodSpec,
     VolumeInfo,
@@ -88,6 +89,7 @@ __all__ = [
     "CreatedPod",
     "GpuOffer",
     "InvalidValueError",
+    "LogLine",
     "PodInfo",
     "PodSpec",
     "RunPodAuthError",
@@ -124,6 +126,7 @@ __all__ = [
     "log_excerpt",
     "matches",
     "pod_log",
+    "pod_log_since",
     "redact",
     "require_key",
     "resume_pod",
@@ -419,6 +422,15 @@ def pod_log(pod_id: str, lines: int = POD_LOG_LINES) -> list[str]:
     rest_v2 = session.import_module(WIRE_FORMATS["v2"])
     found: list[str] = session.run("read pod log", lambda: rest_v2.pod_log(pod_id, lines))
     return [redact(line) for line in found[-lines:]]
+
+
+def pod_log_since(pod_id: str, since: str | None) -> list[LogLine]:
+    """The pod's container log lines after the cursor `since` (a `LogLine.ts`; None: the last
+    line only, so its `ts` can serve as the cursor of what comes next), `tskey-…` redacted."""
+    check_id(pod_id, "pod id")
+    rest_v2 = session.import_module(WIRE_FORMATS["v2"])
+    found: list[LogLine] = session.run("read pod log", lambda: rest_v2.pod_log_since(pod_id, since))
+    return [LogLine(entry.ts, redact(entry.line)) for entry in found]
 
 
 def log_excerpt(pod_id: str, lines: int = POD_LOG_LINES) -> str:

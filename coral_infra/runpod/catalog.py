@@ -11,6 +11,7 @@ AVAILABILITY&product=POD` per cloud the stack uses, and `GET /v2/catalog/datacen
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,9 @@ class CatalogReport:
     problems: list[ConfigProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     prices: list[MachinePrice] = field(default_factory=list)
+    skipped: str | None = None
+    """Why the catalog was not read at all (no key), for the program to warn and the offline
+    render to say how to get prices."""
 
 
 def _key(index: int, name: str) -> str:
@@ -197,11 +201,11 @@ def read_and_check(machines: Machines, config: api.ConfigSource) -> CatalogRepor
     api.configure_from_stack(config)
     static = check_machines(machines, None)
     if not api.has_key():
-        static.warnings.append(
-            f"no RunPod API key ({api.API_KEY_CONFIG} or {api.API_KEY_ENV}): GPU types, data "
-            "centers and prices were not checked against RunPod's catalog"
+        return dataclasses.replace(
+            static,
+            skipped=f"no RunPod API key ({api.API_KEY_CONFIG} or {api.API_KEY_ENV}): GPU types, "
+            "data centers and prices were not checked against RunPod's catalog",
         )
-        return static
     try:
         catalog = api.get_catalog(clouds_of(machines))
     except api.RunPodAuthError as exc:

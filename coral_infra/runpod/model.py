@@ -126,3 +126,11 @@ class WireFormat(Protocol):
     def update_volume(self, volume_id: str, name: str, size_gb: int) -> VolumeInfo: ...
     def delete_volume(self, volume_id: str) -> bool: ...
     def catalog(self, clouds: Sequence[str]) -> Catalog: ...
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a pod's log, with RunPod's timestamp (also the stream's resume cursor)."""
+
+    ts: str
+    line: str

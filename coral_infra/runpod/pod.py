@@ -15,6 +15,9 @@ Lifecycle decisions:
 - Update in place with NO RunPod call: auth_key alone. The auth key only matters for the first
   login; afterwards tailscaled's persisted state on the volume authenticates the node, so a
   rotated key must never restart or replace the pod. The new value is only recorded (secret).
+- Start, never replace, a stopped pod (`status`, see coral_infra/runpod/lifecycle.py): refresh
+  records it as "stopped", check turns the program's "running" into "start (stopped)", and the
+  update starts it (same pod, host, volumes and tailnet identity).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from coral_infra.runpod import api
+from coral_infra.runpod import api, lifecycle
 from coral_infra.runpod.props import (
     changed_fields,
     check_int,
@@ -51,6 +54,7 @@ INPUTS = (
     "env",
     "auth_key",
     "docker_args",
+    "status",
 )
 REPLACE_ON = (
     "name",
@@ -105,6 +109,9 @@ class PodArgs:
     """Extra, non-secret environment variables; changing them edits the pod in place."""
     docker_args: pulumi.Input[str] | None = None
     """Container start command override; changing it edits the pod in place."""
+    status: pulumi.Input[str] = lifecycle.RUNNING
+    """The run state asked for: "running" (the only value a program sets). A stopped pod is
+    started by `up`, never replaced; preview shows that as `status: ... => "start (stopped)"`."""
 
 
 def _check_text(
@@ -163,6 +170,14 @@ def _check_pod(news: dict[str, Any]) -> list[dyn.CheckFailure]:
         news["docker_args"] = ""
     elif not is_unknown(docker_args) and not isinstance(docker_args, str):
         failures.append(dyn.CheckFailure("docker_args", "docker_args must be a string"))
+    if news.get("status") is None:
+        news["status"] = lifecycle.RUNNING
+    elif news["status"] != lifecycle.RUNNING:
+        failures.append(
+            dyn.CheckFailure(
+                "status", f"status must be {lifecycle.RUNNING!r} (the run state asked for)"
+            )
+        )
     return failures
 
 
@@ -236,6 +251,7 @@ def _spec(props: Mapping[str, Any]) -> api.PodSpec:
 def _outputs(inputs: Mapping[str, Any], pod: api.PodInfo) -> dict[str, Any]:
     return {
         **inputs,
+        "status": lifecycle.observed(pod),
         "pod_id": pod.id,
         "desired_status": pod.desired_status,
         "machine_id": pod.machine_id,
@@ -251,13 +267,22 @@ class PodProvider(dyn.ResourceProvider):
     def configure(self, req: dyn.ConfigureRequest) -> None:
         api.configure_from_stack(req.config)
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        """Validate; for a pod that exists, ask for a start when RunPod has it stopped."""
         inputs = _inputs(news)
-        return dyn.CheckResult(inputs, _check_pod(inputs))
+        failures = _check_pod(inputs)
+        if olds and not failures and isinstance(inputs["name"], str):
+            env = inputs["env"] if isinstance(inputs["env"], dict) else {}
+            hostname = env.get(lifecycle.HOSTNAME_ENV)
+            name = hostname if isinstance(hostname, str) else None
+            inputs["status"] = _requested_status(inputs["name"], name)
+        return dyn.CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        """Replace on host/volume fields; update on the rest, or to start a stopped pod."""
         replaces = changed_fields(olds, news, REPLACE_ON)
-        changes = changed_fields(olds, news, INPUTS)
+        fields = tuple(name for name in INPUTS if name != "status")
+        changes = changed_fields(olds, news, fields) or _start_needed(olds, news)
         return dyn.DiffResult(
             changes=bool(changes),
             replaces=replaces,
@@ -278,8 +303,8 @@ class PodProvider(dyn.ResourceProvider):
         adopted = created.adopted
         if adopted is not None:
             _check_adoptable(spec, adopted)
-            if adopted.desired_status == "EXITED":
-                api.resume_pod(adopted.id, spec.gpu_count)
+            if lifecycle.observed(adopted) != lifecycle.RUNNING:
+                _start(adopted.id, spec)
         try:
             pod = api.wait_for_pod(created.id)
         except api.RunPodError as exc:
@@ -304,8 +329,10 @@ class PodProvider(dyn.ResourceProvider):
             return dyn.ReadResult(None, {})
         live = {
             **_inputs(props),
+            "status": lifecycle.observed(pod),
             "image": pod.image,
-            "gpu_count": pod.gpu_count,
+            # A stopped pod may report no GPU: it keeps its GPU count for its next start.
+            "gpu_count": pod.gpu_count or whole_number(props.get("gpu_count")),
             "container_disk_gb": pod.container_disk_gb,
             "volume_gb": pod.volume_gb,
             "network_volume_id": pod.network_volume_id,
@@ -320,13 +347,22 @@ class PodProvider(dyn.ResourceProvider):
         return dyn.ReadResult(pod.id, _outputs(live, pod), live)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
-        """Edit the pod, or, when only the auth key changed, record it with no API call."""
+        """Edit the pod and/or start it when stopped; when only the auth key changed, record
+        it with no API call."""
         inputs = _inputs(news)
-        if not changed_fields(olds, news, EDIT_ON):
-            return dyn.UpdateResult({**{k: olds.get(k) for k in OUTPUTS}, **inputs})
-        api.edit_pod(id_, _spec(news))
+        edit = bool(changed_fields(olds, news, EDIT_ON))
+        if not edit and not _start_needed(olds, news):
+            recorded = {k: olds.get(k) for k in OUTPUTS}
+            return dyn.UpdateResult({**recorded, **inputs, "status": lifecycle.RUNNING})
+        spec = _spec(news)
+        if edit:
+            api.edit_pod(id_, spec)
+        live = api.get_pod(id_)
+        if live is not None and lifecycle.observed(live) != lifecycle.RUNNING:
+            # Stopped (out of band, or by its idle stop): an edit waits for the next start.
+            return dyn.UpdateResult(_outputs(inputs, _start(id_, spec)))
         try:
-            pod = api.wait_for_pod(id_)
+            pod = live if live is not None and live.running else api.wait_for_pod(id_)
         except api.RunPodError as exc:
             raise type(exc)(
                 f"{exc}; the pod was edited (its container restarted with the new settings)"
@@ -341,6 +377,32 @@ class PodProvider(dyn.ResourceProvider):
         api.terminate_pod(id_)
         for pod in api.find_pods_by_name(str(props.get("name"))):
             api.terminate_pod(pod.id)
+
+
+def _requested_status(name: str, hostname: str | None) -> str:
+    """ "running", or `start (<state>)` when RunPod has the pod not running (lifecycle). A failed
+    lookup asks for nothing: a refresh records the pod's state anyway."""
+    try:
+        return lifecycle.requested_status(name, hostname, progress=api.log.warning)
+    except api.RunPodError as exc:
+        api.log.warning(f"the run state of pod {name!r} could not be read: {exc}")
+        return lifecycle.RUNNING
+
+
+def _start_needed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
+    """The pod is (recorded or found) not running; state from before `status` counts as
+    running."""
+    return lifecycle.is_start_request(news.get("status")) or lifecycle.is_down(olds.get("status"))
+
+
+def _start(pod_id: str, spec: api.PodSpec) -> api.PodInfo:
+    """Start the stopped pod and wait until its device is online again (lifecycle)."""
+    return lifecycle.start_machine(
+        pod_id,
+        hostname=spec.env.get(lifecycle.HOSTNAME_ENV),
+        gpu_count=spec.gpu_count,
+        progress=api.log.warning,
+    )
 
 
 def _check_adoptable(spec: api.PodSpec, pod: api.PodInfo) -> None:

@@ -203,9 +203,20 @@ def terminate_pod(pod_id: str) -> bool:
 
 def pod_log(pod_id: str, lines: int) -> list[str]:
     """getPodLogs: the container's last `lines` lines, from the stream's backfill."""
-    params = {"tail": str(lines), "source": "container"}
-    found: list[str] = []
+    return [entry.line for entry in _log_events(pod_id, {"tail": str(lines)}, lines)]
+
+
+def pod_log_since(pod_id: str, since: str | None) -> list[api.LogLine]:
+    """getPodLogs from the resume cursor `since` (RunPod's `since` parameter), or the last line
+    when there is none yet; lines as they arrive until the stream is idle."""
+    params = {"since": since} if since else {"tail": "1"}
+    return _log_events(pod_id, params, None if since else 1)
+
+
+def _log_events(pod_id: str, params: dict[str, str], limit: int | None) -> list[api.LogLine]:
+    found: list[api.LogLine] = []
     path = _path("pods", pod_id, "logs")
+    params = {**params, "source": "container"}
     with exchange.events("read pod log", path, params, session.timing.log_idle) as stream:
         for event in stream:
             try:
@@ -213,9 +224,10 @@ def pod_log(pod_id: str, lines: int) -> list[str]:
             except ValueError:
                 payload = event.data
             line = payload.get("line") if isinstance(payload, dict) else payload
+            ts = payload.get("ts") if isinstance(payload, dict) else None
             if isinstance(line, str):
-                found.append(line)
-            if len(found) >= lines:
+                found.append(api.LogLine(str(ts or event.id or ""), line))
+            if limit is not None and len(found) >= limit:
                 break
     return found
 

@@ -83,6 +83,9 @@ class Timing:
     dynamic providers, so the deadline lives here)."""
     log_idle: float = 2.0
     """Seconds without a new log line after which the pod's log stream counts as read."""
+    online_deadline: float = 300.0
+    """Seconds a started pod's bootstrap has, once the pod runs, to report its device online
+    on the tailnet (coral_infra/runpod/lifecycle.py)."""
 
 
 timing = Timing()

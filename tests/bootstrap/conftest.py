@@ -70,6 +70,30 @@ class Pod:
             returncode = proc.wait(timeout=30)
         return Run(returncode, out.read_text(), self.fake)
 
+    def launch(
+        self, *main: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Starts the script as a container would and leaves it running (its main command and
+        background work, e.g. the idle stop); `stop` ends it. Output goes to `output`."""
+        self.stop()
+        self.fake.mkdir(exist_ok=True)
+        with (self.root / "bootstrap.out").open("wb") as sink:
+            proc = subprocess.Popen(
+                ["bash", str(SCRIPT_PATH), *(main or ("sleep", "60"))],
+                env={**self.env, **(extra_env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.sessions.append(proc.pid)
+        return proc
+
+    @property
+    def output(self) -> str:
+        out = self.root / "bootstrap.out"
+        return out.read_text() if out.exists() else ""
+
     def stop(self) -> None:
         """Stops everything the last start left running (the container stopping)."""
         for pgid in self.sessions:

@@ -23,7 +23,14 @@ def tool(name: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "script", [SCRIPT_PATH, FAKES / "tailscale", FAKES / "tailscaled", FAKES / "sshd"]
+    "script",
+    [
+        SCRIPT_PATH,
+        FAKES / "tailscale",
+        FAKES / "tailscaled",
+        FAKES / "sshd",
+        FAKES / "gpu" / "nvidia-smi",
+    ],
 )
 def test_shellcheck_clean(script: Path) -> None:
     done = subprocess.run(

@@ -173,7 +173,7 @@ class DemoLock:
         os.close(self._fd)
 
 
-def _processes_under(scratch: Path) -> list[int]:
+def processes_under(scratch: Path) -> list[int]:
     """Processes a sandbox started in `scratch`: daemons named there on their command line,
     pods chrooted there, pulumi and its plugins working there."""
     prefix = str(scratch)
@@ -198,13 +198,13 @@ def _clean_leftovers(directory: Path) -> str | None:
     except (OSError, ValueError):
         return None
     scratch = Path(state["scratch"])
-    pids = _processes_under(scratch)
+    pids = processes_under(scratch)
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _processes_under(scratch):
+        for pid in processes_under(scratch):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + 5
-        while _processes_under(scratch) and time.monotonic() < deadline:
+        while processes_under(scratch) and time.monotonic() < deadline:
             time.sleep(0.1)
     shutil.rmtree(scratch, ignore_errors=True)
     state_file.unlink(missing_ok=True)

@@ -156,4 +156,5 @@ fi
 
 ((problems == 0)) || exit 1
 elapsed_ms=$((($(date +%s%N) - started_ns) / 1000000))
-echo "prerequisites: ok ($(IFS=,; echo "${summary[*]}" | sed 's/,/, /g'); checked in $((elapsed_ms / 1000)).$(printf '%02d' $((elapsed_ms % 1000 / 10)))s)"
+joined=$(printf '%s, ' "${summary[@]}")
+echo "prerequisites: ok (${joined%, }; checked in $((elapsed_ms / 1000)).$(printf '%02d' $((elapsed_ms % 1000 / 10)))s)"

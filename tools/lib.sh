@@ -122,6 +122,7 @@ fi
 progress_what=""
 progress_last=0
 progress_open=false
+progress_finished=false
 
 # progress_start WHAT: begins a step; its first report is shown at once.
 progress_start() {
@@ -181,7 +182,8 @@ run_with_progress() {
     local what=$1 log=$2 counter=$3 pid rc started=$SECONDS
     shift 4
     progress_start "$what"
-    "$@" >"$log" 2>&1 &
+    : >"$log" # exists before the counter first reads it
+    "$@" >>"$log" 2>&1 &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
         progress_report "$("$counter" "$log")" "$((SECONDS - started))"
@@ -189,6 +191,13 @@ run_with_progress() {
     done
     rc=0
     wait "$pid" || rc=$?
+    if ((rc == 0)); then
+        # The final state (e.g. all packages compiled), shown whatever the interval.
+        progress_last=-1
+        progress_finished=true
+        progress_report "$("$counter" "$log")" "$((SECONDS - started))"
+        progress_finished=false
+    fi
     progress_end
     if ((rc != 0)); then
         echo "$tool: $what failed (exit code $rc); the end of its output:" >&2
@@ -221,12 +230,19 @@ go_build_with_progress() {
     run_with_progress "$what: resolving packages" "$work/list.log" count_module_downloads -- \
         go list -x -deps -f '{{if and .Stale (ne .Name "main")}}{{.ImportPath}}{{end}}' "${packages[@]}" ||
         die "go list failed for ${packages[*]}"
-    stale=$(grep -c -v -e '^#' -e '^go: ' -e '^[[:space:]]*$' -e ' ' "$work/list.log" || true)
+    stale=$(count_import_paths "$work/list.log")
     go_build_total=$stale
     run_with_progress "$what" "$work/build.log" count_compiled -- \
         go build -v "${flags[@]}" "${packages[@]}" || die "go build of $what failed"
     rm -rf "$work"
     trap - EXIT
+}
+
+# Lines that are bare import paths: what `go list -f` and `go build -v` print per package. The
+# rest (`-x` commands, WORK=..., "# get ..." downloads, "go: ..." notes, "file.go:1: ..."
+# errors) holds a space, "#", "=" or ":".
+count_import_paths() {
+    grep -c -E '^[^[:space:]#=:]+$' "$1" || true
 }
 
 # Counters for run_with_progress.
@@ -238,9 +254,10 @@ count_module_downloads() {
 go_build_total=0
 count_compiled() {
     local n
-    # -v lines are bare import paths; errors and notes start with "#", "go:" or hold a space.
-    n=$(grep -c -v -e '^#' -e '^go: ' -e ' ' -e '^[[:space:]]*$' "$1" || true)
-    if ((n >= go_build_total)); then
+    n=$(count_import_paths "$1")
+    if [[ $progress_finished == true ]]; then
+        printf '%s %s/%s packages compiled, linked' "$(progress_bar 1 1)" "$go_build_total" "$go_build_total"
+    elif ((n >= go_build_total)); then
         printf '%s %s/%s packages compiled, linking' "$(progress_bar 1 1)" "$go_build_total" "$go_build_total"
     else
         printf '%s %s/%s packages compiled' "$(progress_bar "$n" "$go_build_total")" "$n" "$go_build_total"

@@ -6,6 +6,8 @@
 #   - Go >= GO_MIN_VERSION of tools/versions.env (the pinned tailscale and headscale need it);
 #   - root and util-linux unshare/nsenter: the sandbox runs each pod in its own mount namespace
 #     (required by `make demo`; without them `make test` skips its e2e and integration suites);
+#   - the OpenSSH client (ssh, ssh-agent, ssh-keygen): `tailscale ssh` runs it, and the tests use
+#     the stack's SSH config block with it the way editors do;
 #   - free disk for what this run will build (Go's caches take about 7 GB on the first build);
 #   - the package registries this run will download from: PyPI (or $PIP_INDEX_URL) when the
 #     venv is to be installed, the Go module proxy ($GOPROXY or `go env GOPROXY`) when a Go
@@ -80,6 +82,14 @@ elif [[ $mode == demo ]]; then
     fail "the sandbox needs root and util-linux unshare/nsenter (each simulated pod runs in its own mount namespace)${missing_tools[*]:+; missing: ${missing_tools[*]}}: run it as root, e.g. sudo make demo"
 else
     echo "make test: warning: not root or no unshare/nsenter: the e2e and integration suites (pods in their own mount namespaces) will be skipped; run as root for the whole suite" >&2
+fi
+
+missing_ssh=()
+for name in ssh ssh-agent ssh-keygen; do
+    command -v "$name" >/dev/null 2>&1 || missing_ssh+=("$name")
+done
+if ((${#missing_ssh[@]} > 0)); then
+    fail "no OpenSSH client (${missing_ssh[*]} missing): \`tailscale ssh\` and the SSH config block need it; install it, e.g. apt-get install openssh-client"
 fi
 
 # Free space where the caches grow: Go's (shared per machine) and this checkout's.

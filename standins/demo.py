@@ -255,7 +255,7 @@ def instructions(sandbox: Sandbox, outputs: Mapping[str, Any]) -> str:
         config = sandbox.ssh_config_file(sandbox.laptop, hostname, machine["sshConfig"])
         pod_shell = runtime.shell_command(machine["podId"])
         in_pod = _try(runtime.shell_command(machine["podId"], "tailscale ip -4"))
-        refused = _try(shlex.split(f"{member} ssh root@{hostname} true"))
+        refused = sandbox.member_laptop.ssh(f"root@{hostname}", "true")
         refusal = (
             f"refused, as it must be: {_first_line(refused.stderr)}"
             if refused.returncode != 0

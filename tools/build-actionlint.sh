@@ -31,7 +31,7 @@ started=$SECONDS
 # Built inside the downloaded module (its own go.mod/go.sum), like headscale in
 # build-binaries.sh; the ldflag sets the version `actionlint -version` prints.
 module="github.com/rhysd/actionlint@$ACTIONLINT_VERSION"
-go mod download "$module"
+go mod download "$module" || die "cannot download $module"
 (cd "$GOMODCACHE/$module" &&
     go_build_with_progress "actionlint $ACTIONLINT_VERSION" -buildvcs=false \
         -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \

@@ -98,11 +98,12 @@ build_tailscale() {
     # Built inside the downloaded module (its own go.mod/go.sum), as `go install mod@version`
     # would, so `go list` can count the packages first. Without the version stamps tailscale
     # would call itself "x.y.z-ERR-BuildInfo" to the control server.
-    go mod download "tailscale.com@$TAILSCALE_VERSION"
-    cd "$GOMODCACHE/tailscale.com@$TAILSCALE_VERSION"
+    # (Run as `(build_tailscale) || exit 1`, where errexit is off: every step checks itself.)
+    go mod download "tailscale.com@$TAILSCALE_VERSION" || die "cannot download tailscale.com@$TAILSCALE_VERSION"
+    cd "$GOMODCACHE/tailscale.com@$TAILSCALE_VERSION" || die "no tailscale.com@$TAILSCALE_VERSION in $GOMODCACHE"
     go_build_with_progress "tailscale $TAILSCALE_VERSION (${names[*]})" -buildvcs=false \
         -ldflags "-s -w -X tailscale.com/version.longStamp=$ts_version -X tailscale.com/version.shortStamp=$ts_version" \
-        -o "$bin_dir/" -- "${packages[@]}"
+        -o "$bin_dir/" -- "${packages[@]}" || exit 1
     write_stamps "${names[@]}"
 }
 
@@ -112,10 +113,10 @@ build_tailscale() {
 build_headscale() {
     local module="github.com/juanfont/headscale@$HEADSCALE_VERSION"
     rm -f "$bin_dir/headscale.stamp"
-    go mod download "$module"
-    cd "$GOMODCACHE/$module"
+    go mod download "$module" || die "cannot download $module"
+    cd "$GOMODCACHE/$module" || die "no $module in $GOMODCACHE"
     go_build_with_progress "headscale $HEADSCALE_VERSION" -buildvcs=false -ldflags "-s -w" \
-        -o "$bin_dir/headscale" -- ./cmd/headscale
+        -o "$bin_dir/headscale" -- ./cmd/headscale || exit 1
     write_stamps headscale
 }
 

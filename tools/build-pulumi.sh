@@ -49,7 +49,7 @@ version="${PULUMI_CLI_VERSION#v}"
 # The scripts come from the sdk/v3 module at the Python SDK's version. The module cache is
 # read-only content: copy them out and make them executable (module zips carry no mode bits).
 sdk_module="github.com/pulumi/pulumi/sdk/v3@$PULUMI_PYTHON_SDK_VERSION"
-go mod download "$sdk_module"
+go mod download "$sdk_module" || die "cannot download $sdk_module"
 sdk_dir="$GOMODCACHE/$sdk_module"
 [[ -d "$sdk_dir/python" ]] || die "$sdk_module has no python/ directory"
 install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin_dir/"

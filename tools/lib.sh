@@ -224,7 +224,7 @@ go_build_with_progress() {
         fi
     done
     local work stale
-    work=$(mktemp -d "${TMPDIR:-/tmp}/coral-build.XXXXXX")
+    work=$(mktemp -d "${TMPDIR:-/tmp}/coral-build.XXXXXX") || die "cannot make a temporary directory"
     # shellcheck disable=SC2064 # expand now: the directory of this build
     trap "rm -rf '$work'" EXIT
     run_with_progress "$what: resolving packages" "$work/list.log" count_module_downloads -- \

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -335,9 +336,16 @@ def demo() -> int:
                 outputs = sandbox.up()
         if not stop.is_set():
             machines = list(outputs.get("machines") or {})
-            with _heartbeat("logging in the owner's and a plain member's laptops"):
-                sandbox.start_laptop(machines)
-                sandbox.start_member_laptop(machines)
+            with (
+                _heartbeat("logging in the owner's and a plain member's laptops"),
+                ThreadPoolExecutor(max_workers=2) as pool,
+            ):
+                logins = [
+                    pool.submit(sandbox.start_laptop, machines),
+                    pool.submit(sandbox.start_member_laptop, machines),
+                ]
+                for login in logins:
+                    login.result()
             print(instructions(sandbox, outputs), flush=True)
             _say(f"up in {_elapsed(time.monotonic() - started)}")
         while not stop.wait(0.5):

@@ -62,13 +62,17 @@ def run_build_script(
     The build scripts are near-instant when their stamp matches the pins, so calling them every
     session is what keeps the binaries honest about their versions. Without Go this raises
     BinariesUnavailable (callers skip or report it); a failed build raises with its stderr.
-    `show_progress` lets the script's progress reach this process's stderr (the demo); under
-    pytest it is captured, which is why `make test` builds everything before pytest starts.
+    `show_progress` lets the script's progress reach this process's stdout and stderr when it
+    has something to build (the demo); under pytest the output is captured, which is why
+    `make test` builds everything before pytest starts.
     """
     if shutil.which("go") is None:
         raise BinariesUnavailable(f"no 'go' on PATH: tools/{script} builds {builds} from source")
+    command = ["bash", str(REPO_ROOT / "tools" / script), *args]
+    if show_progress and subprocess.run([*command, "--check"], timeout=60).returncode == 0:
+        return cache_dir() / "bin"  # up to date: nothing to show
     result = subprocess.run(
-        ["bash", str(REPO_ROOT / "tools" / script), *args],
+        command,
         stdout=None if show_progress else subprocess.PIPE,
         stderr=None if show_progress else subprocess.PIPE,
         text=True,

@@ -52,7 +52,7 @@ fi
 cores=$(nproc 2>/dev/null || echo 1)
 max_jobs=${CORAL_BUILD_JOBS:-$cores}
 ((max_jobs >= 1)) || max_jobs=1
-echo "build: building ${pending[*]} (${current[*]:+up to date: ${current[*]}; }$max_jobs Go builds at a time on $cores cores; a first build on a fresh machine takes 15-25 minutes on 2 cores, later ones reuse Go's caches in $go_cache_dir)"
+echo "build: building ${pending[*]} (${current[*]:+up to date: ${current[*]}; }$max_jobs Go builds at a time on $cores cores; a first build takes about 10 minutes on 2 cores; later ones reuse Go's caches in $go_cache_dir)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/coral-build.XXXXXX")
 declare -A pids=()

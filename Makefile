@@ -8,16 +8,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv render test lint typecheck unit demo demo-down
+.PHONY: venv render test lint typecheck unit demo demo-down tools
 
-# The venv is rebuilt only when pyproject.toml changes.
+# The venv is rebuilt only when pyproject.toml changes (tools/make-venv.sh, with progress).
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	@PYTHON=$(PYTHON) tools/make-venv.sh
 
 venv: $(VENV)/.installed
+
+# Everything `make test` (or, with TOOLS_FOR=demo, `make demo`) needs, before either starts:
+# the prerequisites checked in a second or two (tools/check-prereqs.sh), then the venv and the
+# Go-built tools side by side with progress (tools/build.sh); near-instant once built.
+TOOLS_FOR ?= test
+tools:
+	@PYTHON=$(PYTHON) tools/check-prereqs.sh $(TOOLS_FOR)
+	@PYTHON=$(PYTHON) tools/build.sh $(TOOLS_FOR)
 
 # PROJECT=<dir> renders a stack of another checkout of this project (its stacks/ and policy/).
 render: venv
@@ -26,11 +31,12 @@ render: venv
 # The local sandbox: headscale + the Tailscale and RunPod API stand-ins + `pulumi up` on the
 # `local` stack with the Go-built engine (tools/build-*.sh, cached in .cache/bin). Runs in the
 # foreground until Ctrl-C or `make demo-down`, which destroy the stack and stop everything.
-demo: venv
-	$(PY) -m standins.sandbox
+demo: TOOLS_FOR = demo
+demo: tools
+	@$(PY) -m standins.demo
 
 demo-down: venv
-	$(PY) -m standins.sandbox --down
+	@$(PY) -m standins.demo --down
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -39,7 +45,7 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-unit: venv
+unit: tools venv
 	$(VENV)/bin/pytest
 
-test: lint typecheck unit
+test: tools lint typecheck unit

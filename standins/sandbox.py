@@ -8,10 +8,9 @@
 - the RunPod stand-in (standins/runpod_api.py) running pods as processes
   (standins/pod_runtime.py) with the Go-built tailscale binaries as the "image";
 then runs `pulumi up` on the `local` stack with the Go-built CLI (tools/build-pulumi.sh), a
-file backend, a passphrase secrets provider and no update checks or plugin downloads, starts
-a laptop (a tailscaled logged in as the owner) and prints how to `tailscale ssh` into the
-simulated coral-machine. Ctrl-C or `make demo-down` runs `pulumi destroy` and stops
-everything.
+file backend, a passphrase secrets provider and no update checks or plugin downloads, and
+starts the users' laptops: tailscaleds logged in as the owner and as a plain member. The demo
+itself (one per checkout, what it prints, `make demo-down`) is standins/demo.py.
 
 The project the engine runs is a scratch directory whose program, package, policy and venv
 are symlinks into this checkout, with a copy of stacks/Pulumi.local.yaml: `pulumi config set`
@@ -21,13 +20,11 @@ The e2e tests (tests/e2e/) drive the same `Sandbox`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,18 +33,16 @@ from typing import Any
 
 from coral_infra import hujson
 from coral_infra.settings import load_stack
-from standins.pod_runtime import PodRuntime, PodRuntimeError, check_can_run_pods
+from standins.pod_runtime import PodRuntime
 from standins.runpod_account import DEFAULT_GPU_TYPES, GpuTypeOffer
 from standins.runpod_api import RunPodStandin
 from standins.tailnet_testbed import (
     REPO_ROOT,
     TAILSCALE_ENV,
-    BinariesUnavailable,
     Headscale,
     TailscaleNode,
     Testbed,
     adapt_policy_for_headscale,
-    cache_dir,
     ensure_binaries,
     run_build_script,
     start_headscale,
@@ -78,6 +73,8 @@ POD_IMAGE_ENV = {
     "TS_TAILSCALED_EXTRA_ARGS": "--port=0 --no-logs-no-support",
     "CORAL_SSHD": "0",
 }
+# The image's baked-in files, where coral_infra/bootstrap/Dockerfile puts them.
+POD_IMAGE_BINARIES = ("tailscale", "tailscaled")
 PROJECT_LINKS = ("__main__.py", "coral_infra", "policy", ".venv")
 # GPU types RunPod offers that the stand-in's defaults lack but stacks/ name (prod): the
 # program checks every machine against RunPod's catalog before it registers anything.
@@ -85,14 +82,15 @@ EXTRA_GPU_TYPES = (
     GpuTypeOffer("NVIDIA A100 80GB PCIe", "A100 PCIe", 80, 8, 1.64),
     GpuTypeOffer("NVIDIA A100-SXM4-80GB", "A100 SXM", 80, 8, 1.89),
 )
-PID_FILE = "demo/sandbox.pid"
+# The daemons the sandbox runs (no containerboot: only the benchmark compares against it).
+SANDBOX_BINARIES = ("tailscale", "tailscaled", "headscale")
 
 
-def ensure_tools() -> Path:
-    """tailscale/headscale (tools/build-binaries.sh) and the Pulumi CLI and plugins
-    (tools/build-pulumi.sh), built once into .cache/bin; near-instant when cached."""
-    ensure_binaries()
-    return run_build_script("build-pulumi.sh", "the Pulumi CLI")
+def ensure_tools(show_progress: bool = False) -> Path:
+    """tailscale, tailscaled and headscale (tools/build-binaries.sh) and the Pulumi CLI and
+    plugins (tools/build-pulumi.sh), built once into .cache/bin; near-instant when cached."""
+    ensure_binaries(*SANDBOX_BINARIES, show_progress=show_progress)
+    return run_build_script("build-pulumi.sh", "the Pulumi CLI", show_progress=show_progress)
 
 
 @dataclass
@@ -103,12 +101,14 @@ class Sandbox:
     owner_login: str
     member_login: str
     owner_id: int
+    member_id: int
     tailscale_api: TailscaleApiStandin
     runpod: RunPodStandin
     project_dir: Path
     env: dict[str, str]
     stack: str
     laptop: TailscaleNode | None = None
+    member_laptop: TailscaleNode | None = None
     history: list[str] = field(default_factory=list)
 
     def pulumi(
@@ -176,12 +176,42 @@ class Sandbox:
     def start_laptop(self, peers: Sequence[str]) -> TailscaleNode:
         """The owner's laptop, once it knows `peers` and their SSH host keys (`tailscale ssh`
         pins them, so an early attempt fails host key verification)."""
-        self.laptop = start_laptop(
-            self.testbed, self.bin_dir, self.headscale, self.owner_id, "laptop"
-        )
-        for peer in peers:
-            self.laptop.wait_peer(peer, timeout_s=LAPTOP_PEER_TIMEOUT_S)
+        self.laptop = self._laptop(self.owner_id, "laptop", peers)
         return self.laptop
+
+    def start_member_laptop(self, peers: Sequence[str]) -> TailscaleNode:
+        """A plain member's laptop: the policy lets it see the machine but never SSH as root."""
+        self.member_laptop = self._laptop(self.member_id, "member-laptop", peers)
+        return self.member_laptop
+
+    def _laptop(self, user_id: int, name: str, peers: Sequence[str]) -> TailscaleNode:
+        laptop = start_laptop(self.testbed, self.bin_dir, self.headscale, user_id, name)
+        for peer in peers:
+            laptop.wait_peer(peer, timeout_s=LAPTOP_PEER_TIMEOUT_S)
+        return laptop
+
+    def ssh_config_file(self, laptop: TailscaleNode, hostname: str, block: str) -> Path:
+        """The stack's SSH config block (output `sshConfig`) as Cursor, VS Code or a terminal
+        use it, from a userspace laptop: the block as exported, plus a ProxyCommand through
+        `tailscale nc` (a userspace tailscaled routes nothing for the OS) and the machine's
+        SSH host keys from the laptop's netmap, pinned as `tailscale ssh` pins them.
+        For `ssh -F <file> <hostname>`."""
+        peer = laptop.wait_peer(hostname, timeout_s=LAPTOP_PEER_TIMEOUT_S)
+        names = [peer["DNSName"].rstrip("."), *peer["TailscaleIPs"]]
+        directory = self.testbed.path(f"{laptop.daemon.name}-ssh")
+        known_hosts = directory / "known_hosts"
+        known_hosts.write_text(
+            "".join(f"{name} {key}\n" for key in peer["sshHostKeys"] for name in names)
+        )
+        config = directory / f"{hostname}.conf"
+        config.write_text(
+            block.rstrip("\n")
+            + "\n"
+            + f"    ProxyCommand {self.bin_dir / 'tailscale'} --socket={laptop.socket} nc %h %p\n"
+            + f"    UserKnownHostsFile {known_hosts}\n"
+            + "    StrictHostKeyChecking yes\n"
+        )
+        return config
 
     def destroy(self) -> None:
         self.pulumi("destroy", "--yes", "--skip-preview", "--suppress-progress")
@@ -241,7 +271,7 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
         testbed, bin_dir, adapt_policy_for_headscale(hujson.loads(DEFAULT_POLICY_TEXT), owner)
     )
     owner_id = headscale.create_user(owner.split("@")[0], owner)
-    headscale.create_user(member.split("@")[0], member)
+    member_id = headscale.create_user(member.split("@")[0], member)
     tailscale_api = TailscaleApiStandin(
         api_key=TAILSCALE_API_KEY,
         headscale=HeadscaleCli(headscale.binary, headscale.config_path),
@@ -249,7 +279,9 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
         on_policy=lambda document: load_policy(headscale, document, owner),
     ).start()
     runtime = PodRuntime(
-        root=testbed.path("runpod"), image_path=(bin_dir,), image_env=POD_IMAGE_ENV
+        root=testbed.path("runpod"),
+        image_files={f"/usr/local/bin/{name}": bin_dir / name for name in POD_IMAGE_BINARIES},
+        image_env=POD_IMAGE_ENV,
     )
     runpod = RunPodStandin(
         RUNPOD_API_KEY, runtime=runtime, gpu_types=(*DEFAULT_GPU_TYPES, *EXTRA_GPU_TYPES)
@@ -274,6 +306,7 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
         owner_login=owner,
         member_login=member,
         owner_id=owner_id,
+        member_id=member_id,
         tailscale_api=tailscale_api,
         runpod=runpod,
         project_dir=project,
@@ -286,114 +319,3 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
         sandbox.close()
         raise
     return sandbox
-
-
-# ---------------------------------------------------------------------------------- demo
-
-
-def _pid_file() -> Path:
-    return cache_dir() / PID_FILE
-
-
-def _instructions(sandbox: Sandbox, outputs: Mapping[str, Any]) -> str:
-    assert sandbox.laptop is not None
-    tailscale = f"{sandbox.bin_dir / 'tailscale'} --socket={sandbox.laptop.socket}"
-    lines = [
-        "",
-        "coral sandbox is up (everything on 127.0.0.1):",
-        f"  headscale (control plane)  {sandbox.headscale.url}",
-        f"  Tailscale API stand-in     {sandbox.tailscale_api.url}",
-        f"  RunPod API stand-in        {sandbox.runpod.url}",
-        f"  pod consoles               {sandbox.testbed.root / 'runpod' / 'pods'}/<pod id>/",
-        f"  Pulumi project             {sandbox.project_dir} (stack {sandbox.stack})",
-    ]
-    for hostname, machine in (outputs.get("machines") or {}).items():
-        lines += [
-            "",
-            f"{hostname}: pod {machine['podId']}, device {machine['deviceId']}, "
-            f"{machine['magicDnsName']} {' '.join(machine['tailscaleIps'])}",
-            "SSH config (stack output sshConfig):",
-            machine["sshConfig"].rstrip(),
-            "",
-            "Tailscale SSH into it from the laptop (a tailscaled logged in as the owner):",
-            f"  {tailscale} ssh root@{hostname}",
-            f"  {tailscale} status",
-        ]
-    lines += ["", "Stop with Ctrl-C here, or `make demo-down` from another shell."]
-    return "\n".join(lines)
-
-
-def demo() -> int:
-    try:
-        bin_dir = ensure_tools()
-        check_can_run_pods()
-    except (BinariesUnavailable, PodRuntimeError) as error:
-        print(f"make demo: {error}", file=sys.stderr)
-        return 2
-    pid_file = _pid_file()
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{os.getpid()}\n")
-    stop = {"requested": False}
-
-    def request_stop(_signum: int, _frame: Any) -> None:
-        stop["requested"] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    testbed = Testbed.create()
-    sandbox: Sandbox | None = None
-    try:
-        print("starting headscale and the API stand-ins ...", flush=True)
-        sandbox = start_sandbox(testbed, bin_dir)
-        print("pulumi up --stack local ...", flush=True)
-        outputs = sandbox.up()
-        sandbox.start_laptop(list(outputs.get("machines") or {}))
-        print(_instructions(sandbox, outputs), flush=True)
-        while not stop["requested"]:
-            time.sleep(0.5)
-        print("tearing down: pulumi destroy ...", flush=True)
-        sandbox.destroy()
-        return 0
-    finally:
-        if sandbox is not None:
-            sandbox.close()
-        else:
-            testbed.close()
-        shutil.rmtree(testbed.root, ignore_errors=True)
-        pid_file.unlink(missing_ok=True)
-        print("sandbox stopped", flush=True)
-
-
-def demo_down(timeout_s: float = 180.0) -> int:
-    pid_file = _pid_file()
-    if not pid_file.exists():
-        print("no sandbox running (no .cache/demo/sandbox.pid)")
-        return 0
-    pid = int(pid_file.read_text().strip())
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pid_file.unlink(missing_ok=True)
-        print("no sandbox running (stale pid file removed)")
-        return 0
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            print("sandbox stopped")
-            return 0
-        time.sleep(0.5)
-    print(f"sandbox (pid {pid}) still running after {timeout_s:.0f}s", file=sys.stderr)
-    return 1
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="coral local sandbox (make demo)")
-    parser.add_argument("--down", action="store_true", help="stop a running sandbox")
-    args = parser.parse_args()
-    sys.exit(demo_down() if args.down else demo())
-
-
-if __name__ == "__main__":
-    main()

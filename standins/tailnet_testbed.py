@@ -50,32 +50,47 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CORAL_CACHE_DIR", str(REPO_ROOT / ".cache")))
 
 
-def run_build_script(script: str, builds: str, timeout_s: float = BUILD_TIMEOUT_S) -> Path:
-    """Runs tools/<script> and returns the bin dir it fills.
+def run_build_script(
+    script: str,
+    builds: str,
+    *args: str,
+    timeout_s: float = BUILD_TIMEOUT_S,
+    show_progress: bool = False,
+) -> Path:
+    """Runs tools/<script> with `args` and returns the bin dir it fills.
 
     The build scripts are near-instant when their stamp matches the pins, so calling them every
     session is what keeps the binaries honest about their versions. Without Go this raises
     BinariesUnavailable (callers skip or report it); a failed build raises with its stderr.
+    `show_progress` lets the script's progress reach this process's stdout and stderr when it
+    has something to build (the demo); under pytest the output is captured, which is why
+    `make test` builds everything before pytest starts.
     """
     if shutil.which("go") is None:
         raise BinariesUnavailable(f"no 'go' on PATH: tools/{script} builds {builds} from source")
+    command = ["bash", str(REPO_ROOT / "tools" / script), *args]
+    if show_progress and subprocess.run([*command, "--check"], timeout=60).returncode == 0:
+        return cache_dir() / "bin"  # up to date: nothing to show
     result = subprocess.run(
-        ["bash", str(REPO_ROOT / "tools" / script)],
-        capture_output=True,
+        command,
+        stdout=None if show_progress else subprocess.PIPE,
+        stderr=None if show_progress else subprocess.PIPE,
         text=True,
         timeout=timeout_s,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(
-            f"tools/{script} failed with exit code {result.returncode}:\n{result.stderr[-4000:]}"
-        )
+        detail = "" if show_progress else f":\n{(result.stderr or '')[-4000:]}"
+        raise RuntimeError(f"tools/{script} failed with exit code {result.returncode}{detail}")
     return cache_dir() / "bin"
 
 
-def ensure_binaries() -> Path:
-    """Builds (or finds cached) tailscale, tailscaled, containerboot and headscale."""
-    return run_build_script("build-binaries.sh", "tailscale/headscale")
+def ensure_binaries(*names: str, show_progress: bool = False) -> Path:
+    """Builds (or finds cached) the named daemons: tailscale, tailscaled, containerboot,
+    headscale (default: all four)."""
+    return run_build_script(
+        "build-binaries.sh", "tailscale/headscale", *names, show_progress=show_progress
+    )
 
 
 def wait_for(
@@ -593,6 +608,9 @@ def start_bootstrap(
         "TS_TAILSCALED_EXTRA_ARGS": "--port=0 --no-logs-no-support",
         "CORAL_TAILSCALE_BIN_DIR": str(bin_dir),
         "CORAL_SSHD": "0",
+        # On the host, not in a pod: the PATH links and the default-socket link stay here.
+        "CORAL_CLI_LINK_DIR": str(testbed.path(f"{name}-bin")),
+        "CORAL_CLI_SOCKET": str(testbed.path(f"{name}-default-run") / "tailscaled.sock"),
         **env,
     }
     daemon = testbed.spawn(

@@ -15,6 +15,7 @@ tool=build-conformance
 # shellcheck source=tools/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+parse_build_args "$@"
 module_dir="$repo_root/tools/tailscale-conformance"
 stamp_file="$bin_dir/tailscale-conformance.stamp"
 outputs=(tailscale-conformance)
@@ -27,11 +28,12 @@ expected_stamp="inputs=$inputs_sum go=$go_version platform=$go_platform cgo=0"
 exit_if_up_to_date conformance.lock ""
 start_go_build
 started=$SECONDS
-echo "build-conformance: tailscale-conformance ($(grep -o 'tailscale.com/client/tailscale/v2 v[^ ]*' "$module_dir/go.mod"))" >&2
+client="$(grep -o 'tailscale.com/client/tailscale/v2 v[^ ]*' "$module_dir/go.mod")"
 # -mod=readonly: go.sum is the pin; a build that would change it fails instead.
 (cd "$module_dir" &&
-    go build -mod=readonly -buildvcs=false -ldflags "-s -w" -o "$bin_dir/tailscale-conformance" .)
+    go_build_with_progress "tailscale-conformance ($client)" -mod=readonly -buildvcs=false \
+        -ldflags "-s -w" -o "$bin_dir/tailscale-conformance" -- .) || exit 1
 
 check_outputs "go build"
 printf '%s\n' "$expected_stamp" >"$stamp_file"
-echo "build-conformance: built in $((SECONDS - started))s into $bin_dir" >&2
+echo "build-conformance: built in $(format_elapsed $((SECONDS - started))) into $bin_dir" >&2

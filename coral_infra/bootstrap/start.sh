@@ -25,6 +25,13 @@
 #                        start and whenever it reaches this size (at most 2x on disk).
 #   CORAL_TAILSCALE_BIN_DIR  directory holding tailscale + tailscaled (else PATH, else the cache
 #                        $TS_STATE_DIR/bin/<version>/, else a verified download into that cache).
+#   CORAL_CLI_LINK_DIR   default /usr/local/bin (on every default PATH): when a new shell's PATH would
+#                        not find the binaries this script runs (inject mode: they live on the volume),
+#                        it links tailscale and tailscaled there, so `tailscale status` works in any
+#                        shell. Empty = no links.
+#   CORAL_CLI_SOCKET     default /var/run/tailscale/tailscaled.sock, where the CLI looks without
+#                        --socket: when TS_SOCKET is elsewhere, it is linked there (unless another
+#                        tailscaled's socket is). Empty = no link.
 #   CORAL_TAILSCALE_VERSION / CORAL_TAILSCALE_SHA256 / CORAL_TAILSCALE_URL  what to download; a
 #                        version other than the pinned one needs its own SHA-256.
 #   CORAL_TUN_DEVICE     TUN device path checked in auto mode.
@@ -51,6 +58,9 @@
 #                        program sets it only for a stack whose RunPod API is a stand-in).
 #
 # Behaviour on every start (idempotent):
+#   0. tailscale and tailscaled on the default PATH, tailscaled's socket at the CLI's default path
+#      (links, see CORAL_CLI_LINK_DIR and CORAL_CLI_SOCKET): plain `tailscale status`,
+#      `tailscale ip -4` and `tailscale ssh` work in any shell, in both bootstrap modes.
 #   1. tailscaled runs under a supervisor (restarted with backoff if it dies), log size-capped.
 #   2. BackendState NeedsLogin -> `tailscale up --reset --auth-key=file:... --hostname=...
 #      --accept-dns=... --timeout=... $TS_EXTRA_ARGS` (--reset: `up` never fails on settings
@@ -72,6 +82,11 @@ readonly PINNED_TAILSCALE_VERSION="1.98.10"
 # SHA-256 of tailscale_1.98.10_<arch>.tgz as published by Tailscale (pkgs.tailscale.com).
 readonly PINNED_SHA256_AMD64="52490ce0832b245857e2afef7426d6ae5a4b49fb391412833cc95729bd23f7de"
 readonly PINNED_SHA256_ARM64="d74a84e07cb1948d9f09a23ae161417c6127e562949773705c95d0762be2809d"
+
+# Where the tailscale CLI looks for tailscaled without --socket (Linux), and the PATH a new
+# login shell or a Tailscale SSH session of root gets on Debian/Ubuntu images.
+readonly CLI_DEFAULT_SOCKET="/var/run/tailscale/tailscaled.sock"
+readonly DEFAULT_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 AUTH_KEY=""
 
@@ -229,6 +244,65 @@ resolve_binaries() {
     install_tailscale "$cache"
 }
 
+# The first executable called $1 on the default PATH of a new shell, if any.
+first_on_default_path() {
+    local dir
+    local -a dirs
+    IFS=: read -ra dirs <<<"$DEFAULT_PATH"
+    for dir in "${dirs[@]}"; do
+        if [[ -f $dir/$1 && -x $dir/$1 ]]; then
+            printf '%s' "$dir/$1"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Makes a plain `tailscale` (and `tailscaled`) in any new shell run the binaries this script runs:
+# links in $CLI_LINK_DIR unless the default PATH already finds them. Never replaces a file that is
+# not a link (another install): it says so instead.
+link_binaries_onto_path() {
+    local name target found link
+    [[ -n $CLI_LINK_DIR ]] || return 0
+    for name in tailscale tailscaled; do
+        target=$TAILSCALE
+        if [[ $name == tailscaled ]]; then target=$TAILSCALED; fi
+        found=$(first_on_default_path "$name") || true
+        if [[ -n $found && $found -ef $target ]]; then continue; fi
+        link=$CLI_LINK_DIR/$name
+        if [[ -e $link && ! -L $link ]]; then
+            log "WARNING: $link is another $name than $target: a plain '$name' in a shell runs that one; call $target by path"
+            continue
+        fi
+        if mkdir -p "$CLI_LINK_DIR" 2>/dev/null && ln -sfn "$target" "$link" 2>/dev/null; then
+            log "linked $link -> $target, so '$name' works in any shell"
+        else
+            log "WARNING: cannot link $link -> $target; call $target by path"
+        fi
+    done
+}
+
+# When TS_SOCKET is not where the CLI looks by default, links the default path to it, so
+# `tailscale status` needs no --socket. Leaves another tailscaled's socket alone.
+link_default_socket() {
+    [[ -n $CLI_SOCKET ]] || return 0
+    local socket_dir cli_dir
+    socket_dir=$(dirname "$TS_SOCKET")
+    cli_dir=$(dirname "$CLI_SOCKET")
+    if [[ $socket_dir -ef $cli_dir && $(basename "$TS_SOCKET") == "$(basename "$CLI_SOCKET")" ]]; then
+        return 0
+    fi
+    if [[ -S $CLI_SOCKET && ! -L $CLI_SOCKET ]]; then
+        log "WARNING: $CLI_SOCKET is another tailscaled's socket: in a shell use tailscale --socket=$TS_SOCKET"
+        return 0
+    fi
+    if mkdir -p "$cli_dir" 2>/dev/null && ln -sfn "$TS_SOCKET" "$CLI_SOCKET" 2>/dev/null; then
+        log "linked $CLI_SOCKET -> $TS_SOCKET (the CLI's default socket)"
+    else
+        log "WARNING: cannot link $CLI_SOCKET -> $TS_SOCKET; in a shell use tailscale --socket=$TS_SOCKET"
+    fi
+}
+
 # Runs tailscaled forever (this function is the body of a background process): restarts it with
 # exponential backoff, and in auto mode falls back to userspace networking when kernel mode dies
 # right away (typically: no CAP_NET_ADMIN despite /dev/net/tun).
@@ -374,7 +448,9 @@ start_tailscale() {
         log "ERROR: tailscale is not available; continuing without the tailnet"
         return 1
     fi
+    link_binaries_onto_path
     mkdir -p "$(dirname "$TS_SOCKET")"
+    link_default_socket
     # Only ask when a socket exists: with no daemon, the CLI takes seconds to give up.
     state=""
     if [[ -S $TS_SOCKET ]]; then state=$(backend_state); fi
@@ -676,7 +752,9 @@ start_idle_stop() {
 
 main() {
     TS_STATE_DIR=${TS_STATE_DIR:-/workspace/deps/runtime/tailscale}
-    TS_SOCKET=${TS_SOCKET:-/var/run/tailscale/tailscaled.sock}
+    TS_SOCKET=${TS_SOCKET:-$CLI_DEFAULT_SOCKET}
+    CLI_LINK_DIR=${CORAL_CLI_LINK_DIR-/usr/local/bin}
+    CLI_SOCKET=${CORAL_CLI_SOCKET-$CLI_DEFAULT_SOCKET}
     TS_HOSTNAME=${TS_HOSTNAME:-coral-machine}
     TS_LOG=$TS_STATE_DIR/tailscaled.log
     AUTHKEY_FILE=$TS_STATE_DIR/authkey

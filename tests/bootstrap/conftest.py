@@ -40,6 +40,14 @@ class Pod:
         return self.root / "workspace" / "deps" / "runtime" / "tailscale"
 
     @property
+    def link_dir(self) -> Path:
+        return Path(self.env["CORAL_CLI_LINK_DIR"])
+
+    @property
+    def cli_socket(self) -> Path:
+        return Path(self.env["CORAL_CLI_SOCKET"])
+
+    @property
     def fake(self) -> Path:
         return self.root / "fake"
 
@@ -122,6 +130,9 @@ def pod(tmp_path: Path) -> Iterator[Pod]:
         "FAKE_TS_DIR": str(fake),
         "TS_STATE_DIR": str(tmp_path / "workspace" / "deps" / "runtime" / "tailscale"),
         "TS_SOCKET": str(tmp_path / "run" / "tailscaled.sock"),
+        # The pod's /usr/local/bin and the CLI's default socket path, inside the test's dir.
+        "CORAL_CLI_LINK_DIR": str(tmp_path / "usr-local-bin"),
+        "CORAL_CLI_SOCKET": str(tmp_path / "var-run" / "tailscale" / "tailscaled.sock"),
         "CORAL_TUN_DEVICE": str(tmp_path / "no-tun"),
         "CORAL_SSHD": "0",
         "CORAL_TAILSCALED_START_TIMEOUT": "5",

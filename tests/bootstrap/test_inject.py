@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import shlex
+import socket
 import subprocess
 import tarfile
 import threading
@@ -208,3 +210,73 @@ def test_start_command_rejects_words_that_need_quoting() -> None:
         f"bash -c 'printf %s ${SCRIPT_ENV} | base64 -d > /tmp/coral-start.sh"
         " && exec bash /tmp/coral-start.sh'"
     )
+
+
+def new_shell(pod: Pod, command: str) -> subprocess.CompletedProcess[str]:
+    """A shell started later in the pod (a web terminal): a default PATH (here the pod's
+    /usr/local/bin stand-in and the system dirs), no --socket, none of the bootstrap's env."""
+    return subprocess.run(
+        ["bash", "-c", command],
+        env={
+            "PATH": f"{pod.link_dir}:/usr/bin:/bin",
+            "FAKE_TS_DIR": str(pod.fake),
+            "FAKE_TS_DEFAULT_SOCKET": str(pod.cli_socket),
+        },
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+
+
+def test_inject_mode_puts_the_cached_binaries_and_the_socket_where_a_shell_looks(
+    stock_pod: Pod, server: ReleaseServer
+) -> None:
+    stock_pod.env["CORAL_TAILSCALE_SHA256"] = hashlib.sha256(server.body).hexdigest()
+    assert new_shell(stock_pod, "tailscale status").returncode == 127  # command not found
+    run = stock_pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
+
+    cache = stock_pod.state_dir / "bin" / TAILSCALE_VERSION
+    for name in ("tailscale", "tailscaled"):
+        link = stock_pod.link_dir / name
+        assert link.is_symlink() and link.resolve() == (cache / name).resolve()
+        assert f"linked {link} -> {cache / name}" in run.log
+    ts_socket = Path(stock_pod.env["TS_SOCKET"])
+    assert stock_pod.cli_socket.is_symlink()
+    assert Path(os.readlink(stock_pod.cli_socket)) == ts_socket
+    status = new_shell(stock_pod, "tailscale status && tailscale ip -4")
+    assert status.returncode == 0, status.stderr
+    assert '"BackendState": "Running"' in status.stdout
+    assert "100.64.0.7" in status.stdout
+
+    # The next start (cached binaries) keeps the same links, without warnings.
+    run = stock_pod.start()
+    assert "WARNING" not in run.log
+    assert (stock_pod.link_dir / "tailscale").resolve() == (cache / "tailscale").resolve()
+    assert new_shell(stock_pod, "tailscale status").returncode == 0
+
+
+def test_another_install_and_another_daemon_are_left_alone(
+    stock_pod: Pod, server: ReleaseServer
+) -> None:
+    stock_pod.env["CORAL_TAILSCALE_SHA256"] = hashlib.sha256(server.body).hexdigest()
+    stock_pod.link_dir.mkdir()
+    other = stock_pod.link_dir / "tailscale"
+    other.write_text("#!/bin/sh\necho another tailscale\n")
+    stock_pod.cli_socket.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(stock_pod.cli_socket))
+        run = stock_pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
+
+    assert other.read_text() == "#!/bin/sh\necho another tailscale\n"
+    assert f"WARNING: {other} is another tailscale than" in run.log
+    assert stock_pod.cli_socket.is_socket() and not stock_pod.cli_socket.is_symlink()
+    assert f"WARNING: {stock_pod.cli_socket} is another tailscaled's socket" in run.log
+    assert "Tailscale SSH enabled" in run.log  # the pod itself is fine
+
+
+def test_no_socket_link_when_tailscaled_uses_the_default_path(pod: Pod) -> None:
+    pod.env["TS_SOCKET"] = pod.env["CORAL_CLI_SOCKET"]
+    run = pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
+    assert "Tailscale SSH enabled" in run.log
+    assert not pod.cli_socket.is_symlink()
+    assert "default socket" not in run.log

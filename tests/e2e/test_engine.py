@@ -64,12 +64,15 @@ def test_up_runs_the_pod_joins_the_tailnet_and_pins_the_device(
     running_pod_pid(sandbox, out["podId"])
     runtime = sandbox.runpod.runtime
     assert runtime is not None
-    # The pod runs the Go-built daemon from the "image" PATH; nothing was downloaded.
-    executables = set()
+    # The pod runs the Go-built daemon the "image" has in /usr/local/bin; nothing was downloaded.
+    built = (sandbox.bin_dir / "tailscaled").stat()
+    executables = {}
     for process in runtime.processes(out["podId"]):
         with contextlib.suppress(OSError):
-            executables.add(os.readlink(f"/proc/{process}/exe"))
-    assert str(sandbox.bin_dir / "tailscaled") in executables
+            exe = os.stat(f"/proc/{process}/exe")
+            executables[os.readlink(f"/proc/{process}/exe")] = (exe.st_dev, exe.st_ino)
+    [daemon] = [path for path in executables if path.endswith("/usr/local/bin/tailscaled")]
+    assert executables[daemon] == (built.st_dev, built.st_ino)
     assert "downloading" not in runtime.log_path(out["podId"]).read_text()
 
     node = only_node(sandbox)

@@ -1,10 +1,13 @@
 """Pods of the RunPod stand-in really run: the start command with the pod's env, its volume
-mounted at the mount path in a private mount namespace, restarted by stop/resume and edits,
-killed by terminate; a network volume outlives the pod (standins/pod_runtime.py)."""
+mounted at the mount path in a private mount namespace and root, restarted by stop/resume and
+edits, killed by terminate; a network volume outlives the pod; nothing of a pod shows on the
+host (standins/pod_runtime.py)."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +179,85 @@ def test_a_running_pods_console_streams_as_its_logs(runpod: RunPodStandin) -> No
     live = read_events(follow, 1)
     assert live[0]["data"]["line"].startswith(f"--- pod {pod_id} start")
     assert runpod.openapi_violations() == []
+
+
+def in_pod(runtime: PodRuntime, pod_id: str, script: str) -> subprocess.CompletedProcess[str]:
+    """A new login shell in the running pod (standins/pod_runtime.py shell_command)."""
+    return subprocess.run(
+        runtime.shell_command(pod_id, script),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def host_mounts() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def test_a_pod_has_its_own_root_tmp_and_run_and_creates_nothing_on_the_host(
+    tmp_path: Path,
+) -> None:
+    """Its mount point, its /tmp and /run, and the image's files exist only in the pod; the
+    host keeps no directory, file or mount of it, during or after."""
+    tag = uuid.uuid4().hex[:12]
+    mount_path = f"/coral-test-volume-{tag}"  # a path no other process could be creating
+    image_file = f"/usr/local/bin/coral-test-{tag}"
+    (tmp_path / "tool").write_text("#!/bin/sh\necho image tool\n")
+    (tmp_path / "tool").chmod(0o755)
+    try:
+        runtime = PodRuntime(root=tmp_path / "rt", image_files={image_file: tmp_path / "tool"})
+    except PodRuntimeError as exc:
+        pytest.skip(str(exc))
+    start = (
+        f"echo {tag} > /tmp/{tag}; echo {tag} > /run/{tag}; echo {tag} > /usr/local/bin/w-{tag}; "
+        f"touch {mount_path}/ready; exec sleep 300"
+    )
+    runtime.start("p1", env=[], docker_args=start, mount_path=mount_path, network_volume_id=None)
+    runtime.start("p2", env=[], docker_args=start, mount_path=mount_path, network_volume_id=None)
+    try:
+        for pod_id in ("p1", "p2"):
+            ready = runtime.volume_dir(pod_id, None) / "ready"
+            wait_until(f"{pod_id} started", ready.exists)
+        seen = in_pod(
+            runtime,
+            "p1",
+            f"cat /tmp/{tag} /run/{tag}; coral-test-{tag}; findmnt -n -o FSTYPE /tmp; "
+            f"findmnt -n -o FSTYPE /run; ls -d {mount_path}; echo $PATH",
+        )
+        assert seen.returncode == 0, seen.stderr
+        lines = seen.stdout.splitlines()
+        assert lines[:5] == [tag, tag, "image tool", "tmpfs", "tmpfs"]
+        assert lines[5] == mount_path
+        assert "/usr/local/bin" in lines[6].split(":")
+        # Two pods: two /tmp (the bootstrap's /tmp/coral-start.sh no longer races).
+        both = in_pod(runtime, "p2", f"ls /tmp; echo {tag}-p2 > /tmp/{tag}; cat /tmp/{tag}")
+        assert both.stdout.split() == [tag, f"{tag}-p2"]
+        assert in_pod(runtime, "p1", f"cat /tmp/{tag}").stdout.strip() == tag
+        for host_path in (mount_path, f"/tmp/{tag}", f"/run/{tag}", image_file):
+            assert not Path(host_path).exists(), f"{host_path} leaked onto the host"
+        assert not Path(f"/usr/local/bin/w-{tag}").exists()
+        assert "coral-pod-root" not in host_mounts()
+        assert "coral-pod" not in host_mounts()
+    finally:
+        runtime.close()
+    assert runtime.processes("p1") == [] and runtime.pid("p2") is None
+    assert not Path(mount_path).exists()
+    assert "coral-pod" not in host_mounts()
+
+
+def test_stop_reaches_a_process_that_left_the_pods_session(runpod: RunPodStandin) -> None:
+    """A shell a Tailscale SSH session starts runs in a session of its own; stopping the pod
+    still stops it (everything in the container's mount namespace goes)."""
+    runtime = runpod.runtime
+    assert runtime is not None
+    pod_id = deploy(runpod)
+    wait_until("first start", lambda: len(starts(runtime, pod_id)) == 1)
+    escaped = in_pod(runtime, pod_id, "setsid sleep 300 > /dev/null 2>&1 < /dev/null & echo $!")
+    pid = int(escaped.stdout.strip())
+    assert pid in runtime.processes(pod_id)
+
+    runpod.stop_pod(runpod.live_pod(pod_id))
+
+    wait_until("the escaped process to die", lambda: not Path(f"/proc/{pid}").exists())

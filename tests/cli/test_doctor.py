@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coral_infra import cli
+from coral_infra import cli, doctor
 from coral_infra.settings import STACKS_DIR
 
 
@@ -37,14 +37,14 @@ CREDENTIALS = {
 }
 
 
-def by_name(checks: list[cli.Check]) -> dict[str, cli.Check]:
+def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
     return {c.name: c for c in checks}
 
 
 def test_everything_present_passes(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.write_text("# >>> coral-infra dev >>>\nHost coral-dev\n# <<< coral-infra dev <<<\n")
-    checks = cli.doctor("dev", config, {"PATH": fake_bin(tmp_path), **CREDENTIALS})
+    checks = doctor.doctor("dev", config, {"PATH": fake_bin(tmp_path), **CREDENTIALS})
     assert [(c.name, c.ok) for c in checks] == [
         ("pulumi", True),
         ("tailscale credentials", True),
@@ -57,9 +57,9 @@ def test_everything_present_passes(tmp_path: Path) -> None:
 
 
 def test_nothing_present_fails_with_a_fix_for_each(tmp_path: Path) -> None:
-    checks = cli.doctor("dev", tmp_path / "config", {"PATH": str(tmp_path / "empty")})
+    checks = doctor.doctor("dev", tmp_path / "config", {"PATH": str(tmp_path / "empty")})
     assert all(not c.ok and c.fix for c in checks)
-    report = cli.format_checks(checks)
+    report = doctor.format_checks(checks)
     assert "FAIL  pulumi: the Pulumi CLI is not on PATH" in report
     assert "      fix: pulumi config set --stack dev --secret coral:runpodApiKey <key>" in report
     assert "warn  ssh config:" in report  # not required: ssh-config writes it
@@ -73,12 +73,12 @@ def test_nothing_present_fails_with_a_fix_for_each(tmp_path: Path) -> None:
     ("version", "ok"), [("v3.271.9", False), ("v3.300.1", True), ("garbage", False)]
 )
 def test_pulumi_version_is_checked(tmp_path: Path, version: str, ok: bool) -> None:
-    check = cli.check_pulumi({"PATH": fake_bin(tmp_path, pulumi=version)})
+    check = doctor.check_pulumi({"PATH": fake_bin(tmp_path, pulumi=version)})
     assert check.ok is ok, check.detail
 
 
 def test_logged_out_tailscale_client(tmp_path: Path) -> None:
-    client, login = cli.check_tailscale_client({"PATH": fake_bin(tmp_path, state="NeedsLogin")})
+    client, login = doctor.check_tailscale_client({"PATH": fake_bin(tmp_path, state="NeedsLogin")})
     assert client.ok and not login.ok
     assert login.detail == "this computer is not on the tailnet (BackendState NeedsLogin)"
     assert login.fix.startswith("run `tailscale up`")
@@ -95,11 +95,11 @@ def test_credentials_from_the_stack_file(tmp_path: Path, monkeypatch: pytest.Mon
     )
     (stacks / "Pulumi.plain.yaml").write_text("config:\n  tailscale:apiKey: tskey-api-oops\n")
     monkeypatch.setattr("coral_infra.settings.STACKS_DIR", stacks)
-    assert cli.check_tailscale_credentials("team", {}).ok
-    assert cli.check_runpod_key("team", {}).ok
-    plain = cli.check_tailscale_credentials("plain", {})
+    assert doctor.check_tailscale_credentials("team", {}).ok
+    assert doctor.check_runpod_key("team", {}).ok
+    plain = doctor.check_tailscale_credentials("plain", {})
     assert not plain.ok  # a plaintext key in the stack file is not a usable credential
-    missing = cli.check_runpod_key("nope", {})
+    missing = doctor.check_runpod_key("nope", {})
     assert not missing.ok and "no file" in missing.detail
 
 

@@ -162,6 +162,25 @@ class Daemon:
                     grace_s,
                 )
 
+    def kill(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL for the group and every process carrying `marker`, none warned first: a
+        crash or an OOM kill, after which tailscaled's socket file stays behind (only a
+        SIGTERM lets tailscaled remove it)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=timeout_s)
+        if self.marker is None:
+            return
+        marker = self.marker
+        for pid in _pids_with_marker(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(
+            f"{self.name} to be gone",
+            lambda: True if not _pids_with_marker(marker) else None,
+            timeout_s,
+        )
+
 
 def _pids_with_marker(marker: str) -> list[int]:
     pids = []

@@ -7,6 +7,9 @@ repo root (the binaries are built on first use, see tools/build-binaries.sh):
 
     .venv/bin/python -m bench.bootstrap_vs_containerboot --rounds 7
 
+`--before FILE` adds another version of start.sh as a third side (e.g. `git show
+main:coral_infra/bootstrap/start.sh > /tmp/start-main.sh`): before/after in one run.
+
 Each round runs, for each side in turn (the side going first alternates):
 - start: a new device, first boot with a tagged reusable auth key;
 - restart: the same state dir after a clean stop (SIGTERM: tailscaled removes its socket),
@@ -23,6 +26,7 @@ says where the time goes: when the LocalAPI first answered and when the backend 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from standins.tailnet_testbed import (
+    BOOTSTRAP_SCRIPT,
     Tailnet,
     TailscaleNode,
     Testbed,
@@ -52,12 +57,18 @@ Starter = Callable[[Testbed, Path, Tailnet, Path, str, str | None], TailscaleNod
 
 
 def boot_bootstrap(
-    bed: Testbed, bin_dir: Path, net: Tailnet, state: Path, name: str, key: str | None
+    bed: Testbed,
+    bin_dir: Path,
+    net: Tailnet,
+    state: Path,
+    name: str,
+    key: str | None,
+    script: Path = BOOTSTRAP_SCRIPT,
 ) -> TailscaleNode:
     env = {"TS_HOSTNAME": name}
     if key is not None:
         env["TS_AUTHKEY"] = key
-    return start_bootstrap(bed, bin_dir, net.headscale, state, name, env)
+    return start_bootstrap(bed, bin_dir, net.headscale, state, name, env, script=script)
 
 
 def boot_containerboot(
@@ -68,7 +79,8 @@ def boot_containerboot(
     )
 
 
-SIDES: dict[str, Starter] = {"bootstrap": boot_bootstrap, "containerboot": boot_containerboot}
+REFERENCE = "containerboot"
+SIDES: dict[str, Starter] = {"bootstrap": boot_bootstrap, REFERENCE: boot_containerboot}
 
 
 @dataclass(frozen=True)
@@ -104,10 +116,9 @@ def watch_boot(node: TailscaleNode, began: float, what: str) -> Boot:
 
 
 def boot_three_ways(
-    bed: Testbed, bin_dir: Path, net: Tailnet, side: str, key: str, round_no: int
+    bed: Testbed, bin_dir: Path, net: Tailnet, side: str, starter: Starter, key: str, round_no: int
 ) -> dict[str, Boot]:
     """One round of one side: start, restart after a clean stop, restart after SIGKILL."""
-    starter = SIDES[side]
     name = f"{side}-{round_no}"
     state = bed.path(f"{name}-state")
     boots: dict[str, Boot] = {}
@@ -135,30 +146,35 @@ def _summary(values: Sequence[float]) -> tuple[float, float]:
 
 
 def report(results: dict[str, list[dict[str, Boot]]], rounds: int, load: str) -> str:
-    """The figures as a table: min and median per side, and bootstrap/containerboot ratios
-    (below 1: the bootstrap is faster)."""
+    """The figures as a table: min and median per side, each side's ratios to containerboot's
+    (below 1: faster than containerboot)."""
+    compared = [side for side in results if side != REFERENCE]
+    width = max(len(side) for side in compared)
     lines = [
-        f"bootstrap (start.sh) vs containerboot, seconds to online on one headscale: "
-        f"{rounds} interleaved round(s) per side and phase; {os.cpu_count()} CPUs, {load}",
-        f"{'phase':<14} | {'bootstrap min':>13} {'median':>7} | {'containerboot min':>17} "
-        f"{'median':>7} | {'ratio min':>9} {'median':>7} | runs",
+        f"{' vs '.join(results)}, seconds to online on one headscale: {rounds} interleaved "
+        f"round(s) per side and phase; {os.cpu_count()} CPUs, {load}",
+        f"{'phase':<14} {'side':<{width}} | {'min':>6} {'median':>7} | {REFERENCE} "
+        f"{'min':>6} {'median':>7} | ratio {'min':>5} {'median':>6} | runs",
     ]
     for phase in PHASES:
-        ours = _summary([r[phase].online_s for r in results["bootstrap"]])
-        ref = _summary([r[phase].online_s for r in results["containerboot"]])
-        lines.append(
-            f"{phase:<14} | {ours[0]:>12.2f}s {ours[1]:>6.2f}s | {ref[0]:>16.2f}s "
-            f"{ref[1]:>6.2f}s | {ours[0] / ref[0]:>9.2f} {ours[1] / ref[1]:>7.2f} | "
-            f"{len(results['bootstrap'])}+{len(results['containerboot'])}"
-        )
+        ref_min, ref_median = _summary([r[phase].online_s for r in results[REFERENCE]])
+        for side in compared:
+            values = [r[phase].online_s for r in results[side]]
+            side_min, side_median = _summary(values)
+            lines.append(
+                f"{phase:<14} {side:<{width}} | {side_min:>5.2f}s {side_median:>6.2f}s | "
+                f"{' ' * len(REFERENCE)} {ref_min:>5.2f}s {ref_median:>6.2f}s | "
+                f"{side_min / ref_min:>11.2f} {side_median / ref_median:>6.2f} | "
+                f"{len(values)}+{len(results[REFERENCE])}"
+            )
     lines.append(
         "where the time goes (medians, s from the boot process's start): "
         "LocalAPI answers -> Running -> online"
     )
     for phase in PHASES:
         cells = []
-        for side in SIDES:
-            boots = [r[phase] for r in results[side]]
+        for side, rows in results.items():
+            boots = [r[phase] for r in rows]
             answered = statistics.median(b.answered_s for b in boots)
             running = statistics.median(b.running_s for b in boots)
             online = statistics.median(b.online_s for b in boots)
@@ -172,22 +188,27 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min) {five:.2f} (5 min)"
 
 
-def run(*, quick: bool, rounds: int | None = None) -> str:
-    """Runs the benchmark and returns its report; `quick` = one round (a smoke run)."""
+def run(*, quick: bool, rounds: int | None = None, before: Path | None = None) -> str:
+    """Runs the benchmark and returns its report; `quick` = one round (a smoke run).
+    `before`: another version of start.sh, measured as a third side."""
     rounds = rounds if rounds is not None else QUICK_ROUNDS if quick else DEFAULT_ROUNDS
+    sides = dict(SIDES)
+    if before is not None:
+        sides["before"] = functools.partial(boot_bootstrap, script=before)
     bin_dir = ensure_binaries("tailscale", "tailscaled", "containerboot", "headscale")
     plan = load_tailnet_plan()
     bed = Testbed.create()
-    results: dict[str, list[dict[str, Boot]]] = {side: [] for side in SIDES}
+    results: dict[str, list[dict[str, Boot]]] = {side: [] for side in sides}
     load = _load()
     try:
         net = start_tailnet(bed, bin_dir, plan)
         key = net.headscale.create_auth_key(tags=[plan.dev.tag])
         for round_no in range(rounds):
-            # Alternate who goes first so neither side always runs on a warmer machine.
-            order = list(SIDES) if round_no % 2 == 0 else list(reversed(SIDES))
+            # Rotate who goes first so no side always runs on a warmer machine.
+            order = list(sides)[round_no % len(sides) :] + list(sides)[: round_no % len(sides)]
             for side in order:
-                results[side].append(boot_three_ways(bed, bin_dir, net, side, key, round_no))
+                boots = boot_three_ways(bed, bin_dir, net, side, sides[side], key, round_no)
+                results[side].append(boots)
     except Exception as error:
         error.add_note(bed.logs()[-8000:])
         raise
@@ -202,10 +223,16 @@ def main() -> None:
         "--rounds", type=int, default=DEFAULT_ROUNDS, help=f"rounds (default {DEFAULT_ROUNDS})"
     )
     parser.add_argument("--quick", action="store_true", help="one round: a smoke run")
+    parser.add_argument(
+        "--before", type=Path, help="another version of start.sh, measured as a third side"
+    )
     args = parser.parse_args()
     if not 1 <= args.rounds <= 50:
         parser.error("--rounds must be between 1 and 50")
-    print(run(quick=args.quick, rounds=None if args.quick else args.rounds))
+    if args.before is not None and not args.before.is_file():
+        parser.error(f"--before {args.before}: no such file")
+    rounds = None if args.quick else args.rounds
+    print(run(quick=args.quick, rounds=rounds, before=args.before))
 
 
 if __name__ == "__main__":

@@ -610,8 +610,10 @@ def start_bootstrap(
     name: str,
     env: Mapping[str, str],
     main_command: Sequence[str] = ("sleep", "3600"),
+    script: Path = BOOTSTRAP_SCRIPT,
 ) -> TailscaleNode:
-    """Runs the real coral_infra/bootstrap/start.sh as the container entrypoint would.
+    """Runs the real coral_infra/bootstrap/start.sh (or another version of it: `script`, for
+    the benchmark's before/after) as the container entrypoint would.
 
     `env` holds the test's choice of auth key variables; the rest of the contract
     (state dir, socket, userspace, login server, binaries) is filled in here.
@@ -632,9 +634,7 @@ def start_bootstrap(
         "CORAL_CLI_SOCKET": str(testbed.path(f"{name}-default-run") / "tailscaled.sock"),
         **env,
     }
-    daemon = testbed.spawn(
-        name, ["bash", str(BOOTSTRAP_SCRIPT), *main_command], full_env, marker=str(sock)
-    )
+    daemon = testbed.spawn(name, ["bash", str(script), *main_command], full_env, marker=str(sock))
     return TailscaleNode(bin_dir, sock, state_dir, home, daemon)
 
 

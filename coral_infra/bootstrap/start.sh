@@ -62,6 +62,8 @@
 #      (links, see CORAL_CLI_LINK_DIR and CORAL_CLI_SOCKET): plain `tailscale status`,
 #      `tailscale ip -4` and `tailscale ssh` work in any shell, in both bootstrap modes.
 #   1. tailscaled runs under a supervisor (restarted with backoff if it dies), log size-capped.
+#      A socket left at TS_SOCKET by a tailscaled that was killed is found by one connect()
+#      and removed, without waiting on it.
 #   2. BackendState NeedsLogin -> `tailscale up --reset --auth-key=file:... --hostname=...
 #      --accept-dns=... --timeout=... $TS_EXTRA_ARGS` (--reset: `up` never fails on settings
 #      changed earlier with `set`). Running -> no login, no key. Stopped -> plain `tailscale up`.
@@ -340,6 +342,27 @@ backend_state() {
     sed -n 's/^ *"BackendState": *"\([A-Za-z]*\)".*/\1/p' <<<"$out" | head -n 1
 }
 
+# Whether anything accepts connections on socket $1, by one connect(): what tailscaled itself
+# checks before it replaces a socket file. The CLI cannot tell quickly: on a socket nobody
+# serves it retries for 2 to 5 seconds, taking it for a tailscaled still starting. perl is in
+# every Debian and Ubuntu image (perl-base is essential), python3 in most others.
+# Returns 0 (something answers), 1 (nothing: a stale socket) or 2 (no way to tell here).
+socket_accepts() {
+    if command -v perl >/dev/null 2>&1; then
+        # shellcheck disable=SC2016 # a perl program: its $s is perl's
+        timeout 5 perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_STREAM, 0) or exit 2;
+            exit(connect($s, pack_sockaddr_un($ARGV[0])) ? 0 : 1)' "$1"
+    elif command -v python3 >/dev/null 2>&1; then
+        timeout 5 python3 -c 'import socket, sys
+try:
+    socket.socket(socket.AF_UNIX).connect(sys.argv[1])
+except OSError:
+    sys.exit(1)' "$1"
+    else
+        return 2
+    fi
+}
+
 # Waits (bounded) until tailscaled answers with a settled state; prints it, or nothing.
 wait_for_backend() {
     local deadline=$((SECONDS + START_TIMEOUT)) state=""
@@ -440,7 +463,7 @@ choose_network_mode() {
 }
 
 start_tailscale() {
-    local state
+    local state="" probe=0
     mkdir -p "$TS_STATE_DIR"
     chmod 700 "$TS_STATE_DIR"
     check_authkey_file
@@ -451,9 +474,18 @@ start_tailscale() {
     link_binaries_onto_path
     mkdir -p "$(dirname "$TS_SOCKET")"
     link_default_socket
-    # Only ask when a socket exists: with no daemon, the CLI takes seconds to give up.
-    state=""
-    if [[ -S $TS_SOCKET ]]; then state=$(backend_state); fi
+    # Only ask the CLI when something answers on the socket: with no daemon it takes 2 to 5
+    # seconds to give up. A socket nobody answers on (its tailscaled was killed, and the
+    # directory survived the restart) is removed at once, as tailscaled would remove it.
+    if [[ -S $TS_SOCKET ]]; then
+        socket_accepts "$TS_SOCKET" || probe=$?
+        if ((probe == 1)); then
+            log "removing the stale socket $TS_SOCKET: no tailscaled answers on it (the last one was killed)"
+            rm -f "$TS_SOCKET"
+        else
+            state=$(backend_state)
+        fi
+    fi
     if [[ -n $state ]]; then
         log "tailscaled is already running on $TS_SOCKET; not starting another"
     else

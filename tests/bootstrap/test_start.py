@@ -88,6 +88,22 @@ def test_second_run_beside_a_live_tailscaled_starts_no_other(pod: Pod) -> None:
     assert pod.read("tailscaled.argv") == ""  # no second daemon was started
 
 
+def test_restart_after_a_killed_tailscaled_never_waits_on_its_stale_socket(pod: Pod) -> None:
+    pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
+    pod.kill()  # the socket file stays, as /var/run/tailscale does when the disk is kept
+    socket = pod.root / "run" / "tailscaled.sock"
+    assert socket.is_socket()
+    run = pod.start(stop_first=False)
+
+    assert f"removing the stale socket {socket}" in run.log
+    assert pod.read("dead_socket_calls") == ""  # the CLI never waited on it
+    assert pod.read("tailscaled.argv")  # a new tailscaled, on a new socket
+    assert "already logged in" in run.log
+    assert pod.read("set_calls").splitlines() == [
+        "--ssh --hostname=coral-machine --accept-dns=false"
+    ]
+
+
 def test_reset_identity_by_removing_state_logs_in_again(pod: Pod) -> None:
     pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
     (pod.state_dir / "tailscaled.state").unlink()

@@ -140,10 +140,19 @@ class Daemon:
         The group is signalled even when the leader already exited: a script that exec'd or
         backgrounded tailscaled leaves it in the same group.
         """
+        deadline = time.monotonic() + grace_s
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace_s)
+        # The rest of the group gets the same grace (tailscaled removes its socket on SIGTERM),
+        # however soon the leader went: a script that exec'd its main command goes at once.
+        with contextlib.suppress(TimeoutError):
+            wait_for(
+                f"{self.name}'s process group to exit",
+                lambda: True if not _group_members(self.proc.pid) else None,
+                max(0.0, deadline - time.monotonic()),
+            )
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -180,6 +189,22 @@ class Daemon:
             lambda: True if not _pids_with_marker(marker) else None,
             timeout_s,
         )
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command (in parentheses): state ppid pgrp ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
 
 
 def _pids_with_marker(marker: str) -> list[int]:

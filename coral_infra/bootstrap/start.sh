@@ -92,43 +92,55 @@ readonly DEFAULT_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 
 AUTH_KEY=""
 
-scrub() {
-    local text=$1
+# Sets REPLY to $1 with every auth key in it replaced by [REDACTED].
+redact() {
+    REPLY=$1
     if [[ -n $AUTH_KEY ]]; then
-        text=${text//"$AUTH_KEY"/[REDACTED]}
+        REPLY=${REPLY//"$AUTH_KEY"/[REDACTED]}
     fi
     # Tailscale keys have a recognisable prefix; scrub any that came from elsewhere too.
-    printf '%s' "$text" | sed -E 's/tskey-[A-Za-z0-9_-]+/tskey-[REDACTED]/g'
+    if [[ $REPLY == *tskey-* ]]; then
+        REPLY=$(printf '%s' "$REPLY" | sed -E 's/tskey-[A-Za-z0-9_-]+/tskey-[REDACTED]/g')
+    fi
+}
+
+# Sets NOW to the UTC time, without a process of its own (the boot's time is in the path).
+utc_now() {
+    TZ=UTC0 printf -v NOW '%(%Y-%m-%dT%H:%M:%SZ)T' -1
 }
 
 log() {
-    printf '%s [coral-bootstrap] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(scrub "$*")" >&2
+    utc_now
+    redact "$*"
+    printf '%s [coral-bootstrap] %s\n' "$NOW" "$REPLY" >&2
 }
 
-# Prints the value of a boolean env var as true/false/auto; bad values fall back with a warning
-# instead of aborting, because an abort here would be a crash loop.
+# Sets variable $1 to the value of the boolean env var $2 as true/false (or $3, its default);
+# bad values fall back with a warning instead of aborting, because an abort here would be a
+# crash loop. Assigned in place rather than printed into $(...): no process per setting.
 parse_bool() {
-    local name=$1 default=$2 value=${!1:-}
-    case "${value,,}" in
-        "") printf '%s' "$default" ;;
-        1 | true | yes | on) printf 'true' ;;
-        0 | false | no | off) printf 'false' ;;
+    local _name=$2 _default=$3 _value=${!2:-}
+    case "${_value,,}" in
+        "") printf -v "$1" '%s' "$_default" ;;
+        1 | true | yes | on) printf -v "$1" 'true' ;;
+        0 | false | no | off) printf -v "$1" 'false' ;;
         *)
-            log "WARNING: $name=$value is not true/false; using $default"
-            printf '%s' "$default"
+            log "WARNING: $_name=$_value is not true/false; using $_default"
+            printf -v "$1" '%s' "$_default"
             ;;
     esac
 }
 
+# Sets variable $1 to the positive integer in env var $2, else to $3 (with a warning if set).
 parse_uint() {
-    local name=$1 default=$2 value=${!1:-}
-    if [[ -z $value ]]; then
-        printf '%s' "$default"
-    elif [[ $value =~ ^[0-9]+$ ]] && ((10#$value > 0)); then
-        printf '%s' "$((10#$value))"
+    local _name=$2 _default=$3 _value=${!2:-}
+    if [[ -z $_value ]]; then
+        printf -v "$1" '%s' "$_default"
+    elif [[ $_value =~ ^[0-9]+$ ]] && ((10#$_value > 0)); then
+        printf -v "$1" '%s' "$((10#$_value))"
     else
-        log "WARNING: $name=$value is not a positive integer; using $default"
-        printf '%s' "$default"
+        log "WARNING: $_name=$_value is not a positive integer; using $_default"
+        printf -v "$1" '%s' "$_default"
     fi
 }
 
@@ -339,7 +351,7 @@ ts() {
 backend_state() {
     local out
     out=$(ts status --json 2>/dev/null) || true
-    sed -n 's/^ *"BackendState": *"\([A-Za-z]*\)".*/\1/p' <<<"$out" | head -n 1
+    if [[ $out =~ \"BackendState\":\ *\"([A-Za-z]*)\" ]]; then printf '%s' "${BASH_REMATCH[1]}"; fi
 }
 
 # Whether anything accepts connections on socket $1, by one connect(): what tailscaled itself
@@ -363,6 +375,13 @@ except OSError:
     fi
 }
 
+# Waits (bounded) for the socket file of the tailscaled just started, every 20 ms: the CLI,
+# asked before it exists, would sleep 250 ms between its own retries.
+wait_for_socket() {
+    local deadline=$((SECONDS + START_TIMEOUT))
+    while [[ ! -S $TS_SOCKET ]] && ((SECONDS < deadline)); do sleep 0.02; done
+}
+
 # Waits (bounded) until tailscaled answers with a settled state; prints it, or nothing.
 wait_for_backend() {
     local deadline=$((SECONDS + START_TIMEOUT)) state=""
@@ -372,7 +391,7 @@ wait_for_backend() {
             printf '%s' "$state"
             return 0
         fi
-        sleep 0.2
+        sleep 0.1
     done
     printf '%s' "$state"
 }
@@ -463,17 +482,17 @@ choose_network_mode() {
 }
 
 start_tailscale() {
-    local state="" probe=0
-    mkdir -p "$TS_STATE_DIR"
-    chmod 700 "$TS_STATE_DIR"
+    local state="" probe=0 socket_dir=.
+    # Each command here is a process tailscaled waits for: only what it needs, only if needed.
+    # shellcheck disable=SC2174 # 0700 is for the state dir alone, not for its parents
+    if [[ ! -d $TS_STATE_DIR ]]; then mkdir -p -m 700 "$TS_STATE_DIR"; fi
     check_authkey_file
     if ! resolve_binaries; then
         log "ERROR: tailscale is not available; continuing without the tailnet"
         return 1
     fi
-    link_binaries_onto_path
-    mkdir -p "$(dirname "$TS_SOCKET")"
-    link_default_socket
+    if [[ $TS_SOCKET == */* ]]; then socket_dir=${TS_SOCKET%/*}; fi
+    if [[ ! -d ${socket_dir:-/} ]]; then mkdir -p "$socket_dir"; fi
     # Only ask the CLI when something answers on the socket: with no daemon it takes 2 to 5
     # seconds to give up. A socket nobody answers on (its tailscaled was killed, and the
     # directory survived the restart) is removed at once, as tailscaled would remove it.
@@ -494,7 +513,13 @@ start_tailscale() {
         log "starting tailscaled (state $TS_STATE_DIR, socket $TS_SOCKET, log $TS_LOG)"
         supervise_tailscaled &
     fi
+    wait_for_socket
     state=$(wait_for_backend)
+    # Not on tailscaled's way to the tailnet: done once it is there (or gave up). The state
+    # dir is created 0700 above; one whose mode was changed since is fixed here.
+    chmod 700 "$TS_STATE_DIR"
+    link_binaries_onto_path
+    link_default_socket
     log "tailscaled backend state: ${state:-unknown}"
     case "$state" in
         Running) log "already logged in (persisted identity); the auth key is not used" ;;
@@ -523,8 +548,9 @@ start_tailscale() {
 }
 
 start_sshd() {
-    local sshd_bin key_dir host_key pid_file
-    if [[ $(parse_bool CORAL_SSHD true) == false ]]; then
+    local sshd_bin key_dir host_key pid_file sshd_on
+    parse_bool sshd_on CORAL_SSHD true
+    if [[ $sshd_on == false ]]; then
         log "sshd disabled (CORAL_SSHD=0)"
         return 0
     fi
@@ -579,7 +605,9 @@ sshd_dir() {
 
 idle_log() {
     local line
-    line="$(date -u +%Y-%m-%dT%H:%M:%SZ) $(scrub "$*")"
+    utc_now
+    redact "$*"
+    line="$NOW $REPLY"
     if [[ -n ${RUNPOD_API_KEY:-} ]]; then line=${line//"$RUNPOD_API_KEY"/[REDACTED]}; fi
     if (($(file_size "$IDLE_LOG") >= LOG_MAX_BYTES)); then mv -f "$IDLE_LOG" "$IDLE_LOG.1"; fi
     printf '%s\n' "$line" >>"$IDLE_LOG"
@@ -753,9 +781,9 @@ watch_idle() {
 
 start_idle_stop() {
     if [[ -z ${CORAL_IDLE_STOP:-} ]]; then return 0; fi
-    IDLE_LIMIT=$(parse_uint CORAL_IDLE_STOP 0)
-    IDLE_CHECK=$(parse_uint CORAL_IDLE_CHECK_SECONDS 60)
-    IDLE_GPU_PERCENT=$(parse_uint CORAL_IDLE_GPU_PERCENT 10)
+    parse_uint IDLE_LIMIT CORAL_IDLE_STOP 0
+    parse_uint IDLE_CHECK CORAL_IDLE_CHECK_SECONDS 60
+    parse_uint IDLE_GPU_PERCENT CORAL_IDLE_GPU_PERCENT 10
     RUNPOD_API_URL=${CORAL_RUNPOD_API_URL:-https://api.runpod.io}
     RUNPOD_API_URL=${RUNPOD_API_URL%/}
     IDLE_LOG=$TS_STATE_DIR/idle.log
@@ -792,15 +820,16 @@ main() {
     AUTHKEY_FILE=$TS_STATE_DIR/authkey
     TUN_DEVICE=${CORAL_TUN_DEVICE:-/dev/net/tun}
     SSHD_PORT=${CORAL_SSHD_PORT:-2222}
-    USERSPACE_SETTING=$(parse_bool TS_USERSPACE auto)
-    ACCEPT_DNS=$(parse_bool TS_ACCEPT_DNS false)
-    LOG_MAX_BYTES=$(parse_uint TS_LOG_MAX_BYTES 10485760)
-    START_TIMEOUT=$(parse_uint CORAL_TAILSCALED_START_TIMEOUT 30)
-    LOGIN_TIMEOUT=$(parse_uint CORAL_LOGIN_TIMEOUT 60)
+    parse_bool USERSPACE_SETTING TS_USERSPACE auto
+    parse_bool ACCEPT_DNS TS_ACCEPT_DNS false
+    parse_uint LOG_MAX_BYTES TS_LOG_MAX_BYTES 10485760
+    parse_uint START_TIMEOUT CORAL_TAILSCALED_START_TIMEOUT 30
+    parse_uint LOGIN_TIMEOUT CORAL_LOGIN_TIMEOUT 60
     CLI_TIMEOUT=15
     read -ra UP_EXTRA_ARGS <<<"${TS_EXTRA_ARGS:-}"
     read -ra TAILSCALED_EXTRA_ARGS <<<"${TS_TAILSCALED_EXTRA_ARGS:-}"
-    if [[ $(parse_bool TS_AUTH_ONCE true) == false ]]; then
+    parse_bool AUTH_ONCE TS_AUTH_ONCE true
+    if [[ $AUTH_ONCE == false ]]; then
         log "WARNING: TS_AUTH_ONCE=false ignored: the auth key is only ever used when the device needs to log in"
     fi
     # The key leaves the environment here so neither tailscaled, sshd nor the main command see it.

@@ -99,18 +99,23 @@ class Boot:
 
 def watch_boot(node: TailscaleNode, began: float, what: str) -> Boot:
     """Polls the node's LocalAPI (never the CLI, which waits seconds on a dead socket) until
-    it is online; raises with the boot's log if that takes longer than ONLINE_TIMEOUT_S."""
+    it is online; raises with the boot's log if that takes longer than ONLINE_TIMEOUT_S.
+
+    Each milestone is timed at the status answer that first shows it; "online" is the first
+    answer showing Running with IPs for which the prefs asked right after have SSH on (the
+    prefs call itself can take tens of ms while tailscaled starts, on both sides alike)."""
     answered = running = None
     while (now := time.monotonic()) - began < ONLINE_TIMEOUT_S:
         status = node.status()
+        seen = time.monotonic() - began
         if status is not None:
-            answered = answered if answered is not None else now - began
+            answered = answered if answered is not None else seen
             up = status.get("BackendState") == "Running"
             if up and (status.get("Self") or {}).get("TailscaleIPs"):
-                running = running if running is not None else now - began
+                running = running if running is not None else seen
                 prefs = node.local_api("/localapi/v0/prefs") or {}
                 if prefs.get("RunSSH"):
-                    return Boot(answered, running, time.monotonic() - began)
+                    return Boot(answered, running, seen)
         time.sleep(POLL_FINE_S if now - began < FINE_FOR_S else POLL_COARSE_S)
     raise TimeoutError(
         f"{what}: not online after {ONLINE_TIMEOUT_S:.0f}s:\n{node.daemon.log()[-4000:]}"

@@ -65,9 +65,11 @@
 #      A socket left at TS_SOCKET by a tailscaled that was killed is found by one connect()
 #      and removed, without waiting on it.
 #   2. BackendState NeedsLogin -> `tailscale up --reset --auth-key=file:... --hostname=...
-#      --accept-dns=... --timeout=... $TS_EXTRA_ARGS` (--reset: `up` never fails on settings
-#      changed earlier with `set`). Running -> no login, no key. Stopped -> plain `tailscale up`.
-#   3. Once Running: `tailscale set --ssh --hostname=... --accept-dns=...` (Tailscale SSH on 22).
+#      --accept-dns=... --ssh --timeout=... $TS_EXTRA_ARGS` (--reset: `up` never fails on
+#      settings changed earlier with `set`). Running -> no login, no key. Stopped -> plain
+#      `tailscale up`.
+#   3. Once Running without a login: `tailscale set --ssh --hostname=... --accept-dns=...`
+#      (Tailscale SSH on 22; `set` changes only these, so a manual change never crash-loops).
 #   4. sshd on $CORAL_SSHD_PORT, if the image has one.
 #   5. With CORAL_IDLE_STOP: the idle watcher, in the background.
 #   6. exec "$@" (or sleep forever). A failed login never stops the container: tailscaled keeps
@@ -434,8 +436,9 @@ login() {
         manual_instructions
         return 1
     fi
+    # --ssh here, not in a `set` after `up` returns: Tailscale SSH is on as the device comes up.
     output=$(timeout "$((LOGIN_TIMEOUT + 15))" "$TAILSCALE" --socket="$TS_SOCKET" up --reset \
-        --auth-key="$key_arg" --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" \
+        --auth-key="$key_arg" --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" --ssh \
         --timeout="${LOGIN_TIMEOUT}s" "${UP_EXTRA_ARGS[@]}" 2>&1) || rc=$?
     if [[ -n $key_file ]]; then rm -f "$key_file"; fi
     if ((rc == 0)); then
@@ -482,7 +485,7 @@ choose_network_mode() {
 }
 
 start_tailscale() {
-    local state="" probe=0 socket_dir=.
+    local state="" probe=0 socket_dir=. logged_in=false
     # Each command here is a process tailscaled waits for: only what it needs, only if needed.
     # shellcheck disable=SC2174 # 0700 is for the state dir alone, not for its parents
     if [[ ! -d $TS_STATE_DIR ]]; then mkdir -p -m 700 "$TS_STATE_DIR"; fi
@@ -523,7 +526,10 @@ start_tailscale() {
     log "tailscaled backend state: ${state:-unknown}"
     case "$state" in
         Running) log "already logged in (persisted identity); the auth key is not used" ;;
-        NeedsLogin) login || return 1 ;;
+        NeedsLogin)
+            login || return 1
+            logged_in=true
+            ;;
         Stopped)
             log "tailscale was stopped (tailscale down); bringing it up"
             if ! ts up >/dev/null 2>&1; then
@@ -540,7 +546,9 @@ start_tailscale() {
             return 1
             ;;
     esac
-    if ! ts set --ssh --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" >/dev/null 2>&1; then
+    # A login's `up --reset` set all three already; otherwise `set` changes only these.
+    if [[ $logged_in == false ]] &&
+        ! ts set --ssh --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" >/dev/null 2>&1; then
         log "ERROR: tailscale set --ssh failed; run 'tailscale --socket=$TS_SOCKET set --ssh' by hand"
         return 1
     fi

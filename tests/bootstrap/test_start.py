@@ -31,14 +31,13 @@ def test_first_boot_with_env_key_logs_in_and_enables_ssh(pod: Pod) -> None:
     up = [line for line in pod.read("tailscale.argv").splitlines() if " up " in line]
     assert len(up) == 1
     assert "--auth-key=file:" in up[0]
-    assert "--hostname=coral-machine" in up[0]
+    # Tailscale SSH comes on with the login itself: no `set` after it.
+    assert "--hostname=coral-machine --accept-dns=false --ssh" in up[0]
     assert "--reset" in up[0] and "--timeout=2s" in up[0]
+    assert pod.read("set_calls") == ""
     # The temp key file was private and is gone afterwards.
     assert pod.read("keyfile_modes").split() == ["600"]
     assert not list(pod.root.glob("coral-authkey.*"))
-    assert pod.read("set_calls").splitlines() == [
-        "--ssh --hostname=coral-machine --accept-dns=false"
-    ]
     assert (pod.state_dir / "tailscaled.state").read_text() == "Running\n"
     assert stat.S_IMODE(pod.state_dir.stat().st_mode) == 0o700
     assert "Tailscale SSH enabled" in run.log

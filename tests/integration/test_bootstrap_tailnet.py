@@ -126,6 +126,27 @@ def test_restart_with_the_same_state_dir_is_the_same_node_without_a_key(
     assert run_ssh_enabled(again)
 
 
+def test_restart_after_a_crash_replaces_the_stale_socket_and_is_the_same_node(
+    testbed: Testbed, bin_dir: Path, tailnet: Tailnet, tailnet_plan: TailnetPlan
+) -> None:
+    key = tailnet.headscale.create_auth_key(tags=[tailnet_plan.prod.tag])
+    state_dir = testbed.path("state")
+    hostname = tailnet_plan.prod.hostname
+    first, _ = boot(testbed, bin_dir, tailnet, hostname, state_dir, "boot", {"TS_AUTHKEY": key})
+    before = first.wait_running()["Self"]
+    first.daemon.kill()  # SIGKILL: tailscaled cannot remove its socket
+    assert first.socket.is_socket() and first.status() is None
+
+    again, log = boot(testbed, bin_dir, tailnet, hostname, state_dir, "boot")
+    after = again.wait_running()["Self"]
+
+    assert f"removing the stale socket {again.socket}" in log
+    assert "already logged in (persisted identity)" in log
+    assert after["PublicKey"] == before["PublicKey"]
+    assert len(tailnet.headscale.nodes()) == 1
+    assert run_ssh_enabled(again)
+
+
 def test_key_from_the_state_dir_file_registers(
     testbed: Testbed, bin_dir: Path, tailnet: Tailnet, tailnet_plan: TailnetPlan
 ) -> None:

@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -191,33 +191,32 @@ class Daemon:
         )
 
 
-def _group_members(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group `pgid`."""
-    members = []
+def _live_processes() -> Iterator[tuple[Path, list[str]]]:
+    """Every live (not zombie) process: its /proc dir and the fields of its stat after the
+    command (in parentheses): state ppid pgrp ..."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            # Fields after the command (in parentheses): state ppid pgrp ...
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            yield entry, fields
+
+
+def _group_members(pgid: int) -> list[int]:
+    return [int(entry.name) for entry, fields in _live_processes() if int(fields[2]) == pgid]
 
 
 def _pids_with_marker(marker: str) -> list[int]:
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry, _ in _live_processes():
         try:
             cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker in cmdline and state != "Z":
+        if marker in cmdline:
             pids.append(int(entry.name))
     return pids
 

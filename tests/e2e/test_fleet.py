@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from coral_infra.bootstrap import SCRIPT_PATH
-from standins.pod_runtime import PodRuntime, PodRuntimeError
-from standins.sandbox import Sandbox, start_sandbox
-from standins.tailnet_testbed import REPO_ROOT, Testbed
+from standins.pod_runtime import PodRuntime
+from standins.sandbox import Sandbox
+from standins.tailnet_testbed import REPO_ROOT
+from tests.e2e.conftest import sandbox_on
 
 pytestmark = pytest.mark.e2e
 
@@ -48,19 +49,9 @@ def fleet_stack_file(project_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def fleet(tools_dir: Path) -> Iterator[Sandbox]:
-    testbed = Testbed.create()
-    try:
-        box = start_sandbox(testbed, tools_dir, stack=STACK)
-    except PodRuntimeError as exc:
-        testbed.close()
-        pytest.skip(str(exc))
-    try:
+    with sandbox_on(tools_dir, STACK) as box:
         fleet_stack_file(box.project_dir)
         yield box
-        violations = box.runpod.openapi_violations()
-    finally:
-        box.close()
-    assert violations == []
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ repo root (the binaries are built on first use, see tools/build-binaries.sh):
 `--before FILE` adds another version of start.sh as a third side (e.g. `git show
 main:coral_infra/bootstrap/start.sh > /tmp/start-main.sh`): before/after in one run.
 
-Each round runs, for each side in turn (the side going first alternates):
+Each round runs, for each side in turn (the side going first rotates):
 - start: a new device, first boot with a tagged reusable auth key;
 - restart: the same state dir after a clean stop (SIGTERM: tailscaled removes its socket),
   with no key, as a pod restart is;

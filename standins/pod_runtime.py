@@ -17,7 +17,9 @@ container runtime builds it:
 - the image's env (`image_env`) under the pod's env (the pod's env wins, as in Docker), plus
   RUNPOD_POD_ID as RunPod sets it;
 - the network is the host's loopback (no network namespace): pods must use userspace
-  networking and `--port=0`, which the sandbox's image env and stack do;
+  networking and `--port=0`, which the sandbox's image env and stack do, and nothing in a pod
+  may listen on a fixed port, since several pods run side by side (the sandbox's image env
+  turns sshd off); everything else a pod writes is in its own root, /tmp, /run or volume;
 - the start command (`dockerArgs`) runs as `bash -c <dockerArgs>`, like a shell-form CMD.
 
 Volumes: a network volume is `<root>/volumes/<volume id>` and outlives its pods; a pod volume

@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,10 +140,19 @@ class Daemon:
         The group is signalled even when the leader already exited: a script that exec'd or
         backgrounded tailscaled leaves it in the same group.
         """
+        deadline = time.monotonic() + grace_s
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace_s)
+        # The rest of the group gets the same grace (tailscaled removes its socket on SIGTERM),
+        # however soon the leader went: a script that exec'd its main command goes at once.
+        with contextlib.suppress(TimeoutError):
+            wait_for(
+                f"{self.name}'s process group to exit",
+                lambda: True if not _group_members(self.proc.pid) else None,
+                max(0.0, deadline - time.monotonic()),
+            )
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -162,18 +171,52 @@ class Daemon:
                     grace_s,
                 )
 
+    def kill(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL for the group and every process carrying `marker`, none warned first: a
+        crash or an OOM kill, after which tailscaled's socket file stays behind (only a
+        SIGTERM lets tailscaled remove it)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=timeout_s)
+        if self.marker is None:
+            return
+        marker = self.marker
+        for pid in _pids_with_marker(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for(
+            f"{self.name} to be gone",
+            lambda: True if not _pids_with_marker(marker) else None,
+            timeout_s,
+        )
 
-def _pids_with_marker(marker: str) -> list[int]:
-    pids = []
+
+def _live_processes() -> Iterator[tuple[Path, list[str]]]:
+    """Every live (not zombie) process: its /proc dir and the fields of its stat after the
+    command (in parentheses): state ppid pgrp ..."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if marker in cmdline and state != "Z":
+        if fields[0] != "Z":
+            yield entry, fields
+
+
+def _group_members(pgid: int) -> list[int]:
+    return [int(entry.name) for entry, fields in _live_processes() if int(fields[2]) == pgid]
+
+
+def _pids_with_marker(marker: str) -> list[int]:
+    pids = []
+    for entry, _ in _live_processes():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
             pids.append(int(entry.name))
     return pids
 
@@ -591,8 +634,10 @@ def start_bootstrap(
     name: str,
     env: Mapping[str, str],
     main_command: Sequence[str] = ("sleep", "3600"),
+    script: Path = BOOTSTRAP_SCRIPT,
 ) -> TailscaleNode:
-    """Runs the real coral_infra/bootstrap/start.sh as the container entrypoint would.
+    """Runs the real coral_infra/bootstrap/start.sh (or another version of it: `script`, for
+    the benchmark's before/after) as the container entrypoint would.
 
     `env` holds the test's choice of auth key variables; the rest of the contract
     (state dir, socket, userspace, login server, binaries) is filled in here.
@@ -613,9 +658,7 @@ def start_bootstrap(
         "CORAL_CLI_SOCKET": str(testbed.path(f"{name}-default-run") / "tailscaled.sock"),
         **env,
     }
-    daemon = testbed.spawn(
-        name, ["bash", str(BOOTSTRAP_SCRIPT), *main_command], full_env, marker=str(sock)
-    )
+    daemon = testbed.spawn(name, ["bash", str(script), *main_command], full_env, marker=str(sock))
     return TailscaleNode(bin_dir, sock, state_dir, home, daemon)
 
 

@@ -62,10 +62,14 @@
 #      (links, see CORAL_CLI_LINK_DIR and CORAL_CLI_SOCKET): plain `tailscale status`,
 #      `tailscale ip -4` and `tailscale ssh` work in any shell, in both bootstrap modes.
 #   1. tailscaled runs under a supervisor (restarted with backoff if it dies), log size-capped.
+#      A socket left at TS_SOCKET by a tailscaled that was killed is found by one connect()
+#      and removed, without waiting on it.
 #   2. BackendState NeedsLogin -> `tailscale up --reset --auth-key=file:... --hostname=...
-#      --accept-dns=... --timeout=... $TS_EXTRA_ARGS` (--reset: `up` never fails on settings
-#      changed earlier with `set`). Running -> no login, no key. Stopped -> plain `tailscale up`.
-#   3. Once Running: `tailscale set --ssh --hostname=... --accept-dns=...` (Tailscale SSH on 22).
+#      --accept-dns=... --ssh --timeout=... $TS_EXTRA_ARGS` (--reset: `up` never fails on
+#      settings changed earlier with `set`). Running -> no login, no key. Stopped -> plain
+#      `tailscale up`.
+#   3. Once Running without a login: `tailscale set --ssh --hostname=... --accept-dns=...`
+#      (Tailscale SSH on 22; `set` changes only these, so a manual change never crash-loops).
 #   4. sshd on $CORAL_SSHD_PORT, if the image has one.
 #   5. With CORAL_IDLE_STOP: the idle watcher, in the background.
 #   6. exec "$@" (or sleep forever). A failed login never stops the container: tailscaled keeps
@@ -90,43 +94,55 @@ readonly DEFAULT_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 
 AUTH_KEY=""
 
-scrub() {
-    local text=$1
+# Sets REPLY to $1 with every auth key in it replaced by [REDACTED].
+redact() {
+    REPLY=$1
     if [[ -n $AUTH_KEY ]]; then
-        text=${text//"$AUTH_KEY"/[REDACTED]}
+        REPLY=${REPLY//"$AUTH_KEY"/[REDACTED]}
     fi
     # Tailscale keys have a recognisable prefix; scrub any that came from elsewhere too.
-    printf '%s' "$text" | sed -E 's/tskey-[A-Za-z0-9_-]+/tskey-[REDACTED]/g'
+    if [[ $REPLY == *tskey-* ]]; then
+        REPLY=$(printf '%s' "$REPLY" | sed -E 's/tskey-[A-Za-z0-9_-]+/tskey-[REDACTED]/g')
+    fi
+}
+
+# Sets NOW to the UTC time, without a process of its own (the boot's time is in the path).
+utc_now() {
+    TZ=UTC0 printf -v NOW '%(%Y-%m-%dT%H:%M:%SZ)T' -1
 }
 
 log() {
-    printf '%s [coral-bootstrap] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(scrub "$*")" >&2
+    utc_now
+    redact "$*"
+    printf '%s [coral-bootstrap] %s\n' "$NOW" "$REPLY" >&2
 }
 
-# Prints the value of a boolean env var as true/false/auto; bad values fall back with a warning
-# instead of aborting, because an abort here would be a crash loop.
+# Sets variable $1 to the value of the boolean env var $2 as true/false (or $3, its default);
+# bad values fall back with a warning instead of aborting, because an abort here would be a
+# crash loop. Assigned in place rather than printed into $(...): no process per setting.
 parse_bool() {
-    local name=$1 default=$2 value=${!1:-}
-    case "${value,,}" in
-        "") printf '%s' "$default" ;;
-        1 | true | yes | on) printf 'true' ;;
-        0 | false | no | off) printf 'false' ;;
+    local _name=$2 _default=$3 _value=${!2:-}
+    case "${_value,,}" in
+        "") printf -v "$1" '%s' "$_default" ;;
+        1 | true | yes | on) printf -v "$1" 'true' ;;
+        0 | false | no | off) printf -v "$1" 'false' ;;
         *)
-            log "WARNING: $name=$value is not true/false; using $default"
-            printf '%s' "$default"
+            log "WARNING: $_name=$_value is not true/false; using $_default"
+            printf -v "$1" '%s' "$_default"
             ;;
     esac
 }
 
+# Sets variable $1 to the positive integer in env var $2, else to $3 (with a warning if set).
 parse_uint() {
-    local name=$1 default=$2 value=${!1:-}
-    if [[ -z $value ]]; then
-        printf '%s' "$default"
-    elif [[ $value =~ ^[0-9]+$ ]] && ((10#$value > 0)); then
-        printf '%s' "$((10#$value))"
+    local _name=$2 _default=$3 _value=${!2:-}
+    if [[ -z $_value ]]; then
+        printf -v "$1" '%s' "$_default"
+    elif [[ $_value =~ ^[0-9]+$ ]] && ((10#$_value > 0)); then
+        printf -v "$1" '%s' "$((10#$_value))"
     else
-        log "WARNING: $name=$value is not a positive integer; using $default"
-        printf '%s' "$default"
+        log "WARNING: $_name=$_value is not a positive integer; using $_default"
+        printf -v "$1" '%s' "$_default"
     fi
 }
 
@@ -337,7 +353,35 @@ ts() {
 backend_state() {
     local out
     out=$(ts status --json 2>/dev/null) || true
-    sed -n 's/^ *"BackendState": *"\([A-Za-z]*\)".*/\1/p' <<<"$out" | head -n 1
+    if [[ $out =~ \"BackendState\":\ *\"([A-Za-z]*)\" ]]; then printf '%s' "${BASH_REMATCH[1]}"; fi
+}
+
+# Whether anything accepts connections on socket $1, by one connect(): what tailscaled itself
+# checks before it replaces a socket file. The CLI cannot tell quickly: on a socket nobody
+# serves it retries for 2 to 5 seconds, taking it for a tailscaled still starting. perl is in
+# every Debian and Ubuntu image (perl-base is essential), python3 in most others.
+# Returns 0 (something answers), 1 (nothing: a stale socket) or 2 (no way to tell here).
+socket_accepts() {
+    if command -v perl >/dev/null 2>&1; then
+        # shellcheck disable=SC2016 # a perl program: its $s is perl's
+        timeout 5 perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_STREAM, 0) or exit 2;
+            exit(connect($s, pack_sockaddr_un($ARGV[0])) ? 0 : 1)' "$1"
+    elif command -v python3 >/dev/null 2>&1; then
+        timeout 5 python3 -c 'import socket, sys
+try:
+    socket.socket(socket.AF_UNIX).connect(sys.argv[1])
+except OSError:
+    sys.exit(1)' "$1"
+    else
+        return 2
+    fi
+}
+
+# Waits (bounded) for the socket file of the tailscaled just started, every 20 ms: the CLI,
+# asked before it exists, would sleep 250 ms between its own retries.
+wait_for_socket() {
+    local deadline=$((SECONDS + START_TIMEOUT))
+    while [[ ! -S $TS_SOCKET ]] && ((SECONDS < deadline)); do sleep 0.02; done
 }
 
 # Waits (bounded) until tailscaled answers with a settled state; prints it, or nothing.
@@ -349,7 +393,7 @@ wait_for_backend() {
             printf '%s' "$state"
             return 0
         fi
-        sleep 0.2
+        sleep 0.1
     done
     printf '%s' "$state"
 }
@@ -392,8 +436,9 @@ login() {
         manual_instructions
         return 1
     fi
+    # --ssh here, not in a `set` after `up` returns: Tailscale SSH is on as the device comes up.
     output=$(timeout "$((LOGIN_TIMEOUT + 15))" "$TAILSCALE" --socket="$TS_SOCKET" up --reset \
-        --auth-key="$key_arg" --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" \
+        --auth-key="$key_arg" --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" --ssh \
         --timeout="${LOGIN_TIMEOUT}s" "${UP_EXTRA_ARGS[@]}" 2>&1) || rc=$?
     if [[ -n $key_file ]]; then rm -f "$key_file"; fi
     if ((rc == 0)); then
@@ -440,20 +485,29 @@ choose_network_mode() {
 }
 
 start_tailscale() {
-    local state
-    mkdir -p "$TS_STATE_DIR"
-    chmod 700 "$TS_STATE_DIR"
+    local state="" probe=0 socket_dir=. logged_in=false
+    # Each command here is a process tailscaled waits for: only what it needs, only if needed.
+    # shellcheck disable=SC2174 # 0700 is for the state dir alone, not for its parents
+    if [[ ! -d $TS_STATE_DIR ]]; then mkdir -p -m 700 "$TS_STATE_DIR"; fi
     check_authkey_file
     if ! resolve_binaries; then
         log "ERROR: tailscale is not available; continuing without the tailnet"
         return 1
     fi
-    link_binaries_onto_path
-    mkdir -p "$(dirname "$TS_SOCKET")"
-    link_default_socket
-    # Only ask when a socket exists: with no daemon, the CLI takes seconds to give up.
-    state=""
-    if [[ -S $TS_SOCKET ]]; then state=$(backend_state); fi
+    if [[ $TS_SOCKET == */* ]]; then socket_dir=${TS_SOCKET%/*}; fi
+    if [[ ! -d ${socket_dir:-/} ]]; then mkdir -p "$socket_dir"; fi
+    # Only ask the CLI when something answers on the socket: with no daemon it takes 2 to 5
+    # seconds to give up. A socket nobody answers on (its tailscaled was killed, and the
+    # directory survived the restart) is removed at once, as tailscaled would remove it.
+    if [[ -S $TS_SOCKET ]]; then
+        socket_accepts "$TS_SOCKET" || probe=$?
+        if ((probe == 1)); then
+            log "removing the stale socket $TS_SOCKET: no tailscaled answers on it (the last one was killed)"
+            rm -f "$TS_SOCKET"
+        else
+            state=$(backend_state)
+        fi
+    fi
     if [[ -n $state ]]; then
         log "tailscaled is already running on $TS_SOCKET; not starting another"
     else
@@ -462,11 +516,20 @@ start_tailscale() {
         log "starting tailscaled (state $TS_STATE_DIR, socket $TS_SOCKET, log $TS_LOG)"
         supervise_tailscaled &
     fi
+    wait_for_socket
     state=$(wait_for_backend)
+    # Not on tailscaled's way to the tailnet: done once it is there (or gave up). The state
+    # dir is created 0700 above; one whose mode was changed since is fixed here.
+    chmod 700 "$TS_STATE_DIR"
+    link_binaries_onto_path
+    link_default_socket
     log "tailscaled backend state: ${state:-unknown}"
     case "$state" in
         Running) log "already logged in (persisted identity); the auth key is not used" ;;
-        NeedsLogin) login || return 1 ;;
+        NeedsLogin)
+            login || return 1
+            logged_in=true
+            ;;
         Stopped)
             log "tailscale was stopped (tailscale down); bringing it up"
             if ! ts up >/dev/null 2>&1; then
@@ -483,7 +546,9 @@ start_tailscale() {
             return 1
             ;;
     esac
-    if ! ts set --ssh --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" >/dev/null 2>&1; then
+    # A login's `up --reset` set all three already; otherwise `set` changes only these.
+    if [[ $logged_in == false ]] &&
+        ! ts set --ssh --hostname="$TS_HOSTNAME" --accept-dns="$ACCEPT_DNS" >/dev/null 2>&1; then
         log "ERROR: tailscale set --ssh failed; run 'tailscale --socket=$TS_SOCKET set --ssh' by hand"
         return 1
     fi
@@ -491,8 +556,9 @@ start_tailscale() {
 }
 
 start_sshd() {
-    local sshd_bin key_dir host_key pid_file
-    if [[ $(parse_bool CORAL_SSHD true) == false ]]; then
+    local sshd_bin key_dir host_key pid_file sshd_on
+    parse_bool sshd_on CORAL_SSHD true
+    if [[ $sshd_on == false ]]; then
         log "sshd disabled (CORAL_SSHD=0)"
         return 0
     fi
@@ -547,7 +613,9 @@ sshd_dir() {
 
 idle_log() {
     local line
-    line="$(date -u +%Y-%m-%dT%H:%M:%SZ) $(scrub "$*")"
+    utc_now
+    redact "$*"
+    line="$NOW $REPLY"
     if [[ -n ${RUNPOD_API_KEY:-} ]]; then line=${line//"$RUNPOD_API_KEY"/[REDACTED]}; fi
     if (($(file_size "$IDLE_LOG") >= LOG_MAX_BYTES)); then mv -f "$IDLE_LOG" "$IDLE_LOG.1"; fi
     printf '%s\n' "$line" >>"$IDLE_LOG"
@@ -721,9 +789,9 @@ watch_idle() {
 
 start_idle_stop() {
     if [[ -z ${CORAL_IDLE_STOP:-} ]]; then return 0; fi
-    IDLE_LIMIT=$(parse_uint CORAL_IDLE_STOP 0)
-    IDLE_CHECK=$(parse_uint CORAL_IDLE_CHECK_SECONDS 60)
-    IDLE_GPU_PERCENT=$(parse_uint CORAL_IDLE_GPU_PERCENT 10)
+    parse_uint IDLE_LIMIT CORAL_IDLE_STOP 0
+    parse_uint IDLE_CHECK CORAL_IDLE_CHECK_SECONDS 60
+    parse_uint IDLE_GPU_PERCENT CORAL_IDLE_GPU_PERCENT 10
     RUNPOD_API_URL=${CORAL_RUNPOD_API_URL:-https://api.runpod.io}
     RUNPOD_API_URL=${RUNPOD_API_URL%/}
     IDLE_LOG=$TS_STATE_DIR/idle.log
@@ -760,15 +828,16 @@ main() {
     AUTHKEY_FILE=$TS_STATE_DIR/authkey
     TUN_DEVICE=${CORAL_TUN_DEVICE:-/dev/net/tun}
     SSHD_PORT=${CORAL_SSHD_PORT:-2222}
-    USERSPACE_SETTING=$(parse_bool TS_USERSPACE auto)
-    ACCEPT_DNS=$(parse_bool TS_ACCEPT_DNS false)
-    LOG_MAX_BYTES=$(parse_uint TS_LOG_MAX_BYTES 10485760)
-    START_TIMEOUT=$(parse_uint CORAL_TAILSCALED_START_TIMEOUT 30)
-    LOGIN_TIMEOUT=$(parse_uint CORAL_LOGIN_TIMEOUT 60)
+    parse_bool USERSPACE_SETTING TS_USERSPACE auto
+    parse_bool ACCEPT_DNS TS_ACCEPT_DNS false
+    parse_uint LOG_MAX_BYTES TS_LOG_MAX_BYTES 10485760
+    parse_uint START_TIMEOUT CORAL_TAILSCALED_START_TIMEOUT 30
+    parse_uint LOGIN_TIMEOUT CORAL_LOGIN_TIMEOUT 60
     CLI_TIMEOUT=15
     read -ra UP_EXTRA_ARGS <<<"${TS_EXTRA_ARGS:-}"
     read -ra TAILSCALED_EXTRA_ARGS <<<"${TS_TAILSCALED_EXTRA_ARGS:-}"
-    if [[ $(parse_bool TS_AUTH_ONCE true) == false ]]; then
+    parse_bool AUTH_ONCE TS_AUTH_ONCE true
+    if [[ $AUTH_ONCE == false ]]; then
         log "WARNING: TS_AUTH_ONCE=false ignored: the auth key is only ever used when the device needs to log in"
     fi
     # The key leaves the environment here so neither tailscaled, sshd nor the main command see it.

@@ -60,7 +60,14 @@ class Pod:
         if stop_first:
             self.stop()
         self.fake.mkdir(exist_ok=True)
-        for name in ("tailscale.argv", "tailscaled.argv", "sshd.argv", "set_calls", "logins"):
+        for name in (
+            "tailscale.argv",
+            "tailscaled.argv",
+            "sshd.argv",
+            "set_calls",
+            "logins",
+            "dead_socket_calls",
+        ):
             (self.fake / name).unlink(missing_ok=True)
         out = self.root / "bootstrap.out"
         env = {**self.env, **(extra_env or {})}
@@ -103,14 +110,19 @@ class Pod:
         return out.read_text() if out.exists() else ""
 
     def stop(self) -> None:
-        """Stops everything the last start left running (the container stopping)."""
+        """Stops everything the last start left running (the container stopping: its /run
+        goes with it)."""
+        self.kill()
+        (self.root / "run" / "tailscaled.sock").unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL for everything the last start left running (a crash): tailscaled's socket
+        file stays behind, and nothing answers on it."""
         for pgid in self.sessions:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
         self.sessions.clear()
         time.sleep(0.05)
-        socket = self.root / "run" / "tailscaled.sock"
-        socket.unlink(missing_ok=True)
 
     def read(self, name: str) -> str:
         path = self.fake / name

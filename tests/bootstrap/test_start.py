@@ -31,14 +31,13 @@ def test_first_boot_with_env_key_logs_in_and_enables_ssh(pod: Pod) -> None:
     up = [line for line in pod.read("tailscale.argv").splitlines() if " up " in line]
     assert len(up) == 1
     assert "--auth-key=file:" in up[0]
-    assert "--hostname=coral-machine" in up[0]
+    # Tailscale SSH comes on with the login itself: no `set` after it.
+    assert "--hostname=coral-machine --accept-dns=false --ssh" in up[0]
     assert "--reset" in up[0] and "--timeout=2s" in up[0]
+    assert pod.read("set_calls") == ""
     # The temp key file was private and is gone afterwards.
     assert pod.read("keyfile_modes").split() == ["600"]
     assert not list(pod.root.glob("coral-authkey.*"))
-    assert pod.read("set_calls").splitlines() == [
-        "--ssh --hostname=coral-machine --accept-dns=false"
-    ]
     assert (pod.state_dir / "tailscaled.state").read_text() == "Running\n"
     assert stat.S_IMODE(pod.state_dir.stat().st_mode) == 0o700
     assert "Tailscale SSH enabled" in run.log
@@ -86,6 +85,22 @@ def test_second_run_beside_a_live_tailscaled_starts_no_other(pod: Pod) -> None:
     assert "tailscaled is already running" in run.log
     assert "already logged in" in run.log
     assert pod.read("tailscaled.argv") == ""  # no second daemon was started
+
+
+def test_restart_after_a_killed_tailscaled_never_waits_on_its_stale_socket(pod: Pod) -> None:
+    pod.start(extra_env={"TAILSCALE_AUTHKEY": GOOD_KEY})
+    pod.kill()  # the socket file stays, as /var/run/tailscale does when the disk is kept
+    socket = pod.root / "run" / "tailscaled.sock"
+    assert socket.is_socket()
+    run = pod.start(stop_first=False)
+
+    assert f"removing the stale socket {socket}" in run.log
+    assert pod.read("dead_socket_calls") == ""  # the CLI never waited on it
+    assert pod.read("tailscaled.argv")  # a new tailscaled, on a new socket
+    assert "already logged in" in run.log
+    assert pod.read("set_calls").splitlines() == [
+        "--ssh --hostname=coral-machine --accept-dns=false"
+    ]
 
 
 def test_reset_identity_by_removing_state_logs_in_again(pod: Pod) -> None:

@@ -4,6 +4,7 @@ seconds; the tests of a module are steps of one stack's life). See standins/sand
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,13 @@ def tools_dir() -> Path:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
-def sandbox(tools_dir: Path) -> Iterator[Sandbox]:
+@contextlib.contextmanager
+def sandbox_on(tools_dir: Path, stack: str) -> Iterator[Sandbox]:
+    """A sandbox whose project is on `stack` (skips where pods cannot run), closed after;
+    every v2 exchange of its `pulumi` runs must have kept to RunPod's OpenAPI document."""
     testbed = Testbed.create()
     try:
-        box = start_sandbox(testbed, tools_dir, stack="e2e")
+        box = start_sandbox(testbed, tools_dir, stack=stack)
     except PodRuntimeError as exc:
         testbed.close()
         pytest.skip(str(exc))
@@ -36,8 +39,13 @@ def sandbox(tools_dir: Path) -> Iterator[Sandbox]:
         violations = box.runpod.openapi_violations()
     finally:
         box.close()
-    # Every v2 exchange of the module's `pulumi` runs kept to RunPod's OpenAPI document.
     assert violations == []
+
+
+@pytest.fixture(scope="module")
+def sandbox(tools_dir: Path) -> Iterator[Sandbox]:
+    with sandbox_on(tools_dir, "e2e") as box:
+        yield box
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

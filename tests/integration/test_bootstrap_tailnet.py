@@ -102,20 +102,29 @@ def test_first_boot_registers_with_the_tag_turns_on_ssh_and_hides_the_key(
     assert key not in main_command_environ(node)
 
 
+@pytest.mark.parametrize("stop", ["clean", "crash"])
 def test_restart_with_the_same_state_dir_is_the_same_node_without_a_key(
-    testbed: Testbed, bin_dir: Path, tailnet: Tailnet, tailnet_plan: TailnetPlan
+    testbed: Testbed, bin_dir: Path, tailnet: Tailnet, tailnet_plan: TailnetPlan, stop: str
 ) -> None:
+    """After a clean stop tailscaled removes its socket; after a crash (SIGKILL) the socket
+    stays, and the restart replaces it at once instead of asking the CLI about it."""
     key = tailnet.headscale.create_auth_key(tags=[tailnet_plan.prod.tag])
     state_dir = testbed.path("state")
     hostname = tailnet_plan.prod.hostname
     first, _ = boot(testbed, bin_dir, tailnet, hostname, state_dir, "boot", {"TS_AUTHKEY": key})
     before = first.wait_running()["Self"]
     [registered] = tailnet.headscale.nodes()
-    first.daemon.stop()
+    if stop == "clean":
+        first.daemon.stop()
+        assert not first.socket.exists()
+    else:
+        first.daemon.kill()
+        assert first.socket.is_socket() and first.status() is None
 
-    again, log = boot(testbed, bin_dir, tailnet, hostname, state_dir, "reboot")
+    again, log = boot(testbed, bin_dir, tailnet, hostname, state_dir, "boot")
     after = again.wait_running()["Self"]
 
+    assert ("removing the stale socket" in log) == (stop == "crash"), log
     assert "already logged in (persisted identity)" in log
     assert (after["PublicKey"], after["TailscaleIPs"]) == (
         before["PublicKey"],

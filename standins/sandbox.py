@@ -259,6 +259,25 @@ def _project(root: Path) -> Path:
     return project
 
 
+def engine_project(testbed: Testbed, bin_dir: Path, runpod_url: str) -> tuple[Path, dict[str, str]]:
+    """The Pulumi project in `testbed` and the environment the Go-built CLI runs it in: a file
+    backend, a passphrase secrets provider, no update checks or plugin downloads, RunPod at
+    `runpod_url`."""
+    home = testbed.path("pulumi-home")
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PULUMI_HOME": str(home),
+        "PULUMI_BACKEND_URL": f"file://{testbed.path('state')}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "RUNPOD_API_BASE_URL": runpod_url,
+    }
+    return _project(testbed.root), env
+
+
 def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -> Sandbox:
     """Everything but `pulumi up`: control plane, both API stand-ins, the project, the stack."""
     settings = load_stack(SANDBOX_STACK)
@@ -286,19 +305,7 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
     runpod = RunPodStandin(
         RUNPOD_API_KEY, runtime=runtime, gpu_types=(*DEFAULT_GPU_TYPES, *EXTRA_GPU_TYPES)
     ).start()
-    project = _project(testbed.root)
-    home = testbed.path("pulumi-home")
-    env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PULUMI_HOME": str(home),
-        "PULUMI_BACKEND_URL": f"file://{testbed.path('state')}",
-        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "RUNPOD_API_BASE_URL": runpod.url,
-    }
+    project, env = engine_project(testbed, bin_dir, runpod.url)
     sandbox = Sandbox(
         testbed=testbed,
         bin_dir=bin_dir,

@@ -217,7 +217,9 @@ def fresh_event_loop() -> Any:
             unexpected.append(context)
 
     loop.set_exception_handler(settle)
+    thresholds = gc.get_threshold()
     yield
+    gc.set_threshold(*thresholds)  # the program defers full collections in its own process
     gc.collect()
     assert unexpected == []
     loop.close()

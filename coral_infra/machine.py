@@ -48,14 +48,15 @@ def pod_spec(
 ) -> dict[str, Any]:
     """The pod's inputs except the auth key and the network volume id (both known only
     during `up`). `runpod_api_url`: the stack's RunPod API when it is not RunPod's own (the
-    sandbox), for the idle stop in the pod."""
+    sandbox), for the idle stop in the pod. An injected bootstrap is named by its digest: the
+    pod provider puts the script into the pod's env (coral_infra/bootstrap)."""
     inject = machine.bootstrap == "inject"
     env = {
         **machine.env,
         **bootstrap.pod_env(
             hostname=machine.hostname,
             state_dir=state_dir(machine),
-            include_script=inject,
+            include_script=False,
             userspace=machine.userspace_networking,
             extra_up_args=[f"--login-server={login_server}"] if login_server else (),
             idle_stop_seconds=machine.idle_stop_seconds,
@@ -74,6 +75,7 @@ def pod_spec(
         "volume_mount_path": machine.volume.mount_path,
         "ports": list(machine.ports),
         "env": env,
+        "bootstrap_script": bootstrap.script_digest() if inject else None,
         "docker_args": bootstrap.start_command() if inject else None,
     }
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pulumi.dynamic as dyn
 
+from coral_infra import bootstrap
 from coral_infra.machine import network_volume_spec, pod_spec
 from coral_infra.policy.merge import RenderedPolicy, render_owner_policy
 from coral_infra.policy.ownership import (
@@ -85,6 +86,7 @@ _POD_INPUT_SETTINGS = {
     "volume_mount_path": "volume.mountPath",
     "ports": "ports",
     "env": "env",
+    "bootstrap_script": "bootstrap",
     "docker_args": "bootstrap",
 }
 
@@ -247,9 +249,10 @@ def machine_problems(
     problems = [
         _provider_problem(prefix, failure, {**inputs, **(volume or {})}) for failure in failures
     ]
-    count = len(spec["env"]) + 1
+    script = bootstrap.script_env() if spec["bootstrap_script"] else {}
+    count = len(spec["env"]) + len(script) + 1
     if count > MAX_POD_ENV:
-        program = sorted(set(spec["env"]) - set(machine.env))
+        program = sorted((set(spec["env"]) | set(script)) - set(machine.env))
         problems.append(
             ConfigProblem(
                 f"{prefix}.env",

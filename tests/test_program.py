@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import hashlib
 import json
 import logging
 import runpy
@@ -289,8 +290,10 @@ def test_prod_pod_and_retained_network_volume() -> None:
     assert pod["volume_mount_path"] == "/workspace"
     assert pod["env"]["TS_HOSTNAME"] == "coral-machine"
     assert pod["env"]["TS_STATE_DIR"] == "/workspace/deps/runtime/tailscale"
-    script = base64.b64decode(pod["env"]["CORAL_BOOTSTRAP_B64"])
-    assert script == (PROJECT_ROOT / "coral_infra/bootstrap/start.sh").read_bytes()
+    # The script is named by its digest; the pod provider adds the script to the pod's env.
+    script = (PROJECT_ROOT / "coral_infra/bootstrap/start.sh").read_bytes()
+    assert pod["bootstrap_script"] == f"sha256:{hashlib.sha256(script).hexdigest()}"
+    assert "CORAL_BOOTSTRAP_B64" not in pod["env"]
     assert "CORAL_BOOTSTRAP_B64" in pod["docker_args"]
     assert secret_value(pod["auth_key"]) == MOCK_AUTH_KEY
 

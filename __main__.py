@@ -4,6 +4,7 @@ import gc
 
 import pulumi
 
+from coral_infra.device import TailnetDevices
 from coral_infra.machine import Machine, MachineArgs
 from coral_infra.preflight import preflight_engine
 from coral_infra.tailnet import TAILNET_NAME, Tailnet, TailnetArgs
@@ -35,11 +36,17 @@ tailnet = Tailnet(
         owner=plan.owner,
     ),
 )
+# One list of the tailnet's devices for the whole fleet, taken once every pod exists.
+devices = TailnetDevices()
 machines = [
     Machine(
         spec.hostname,
         MachineArgs(
-            stack=plan.stack, machine=spec, tailnet=settings.tailnet, auth_key=tailnet.auth_key
+            stack=plan.stack,
+            machine=spec,
+            tailnet=settings.tailnet,
+            auth_key=tailnet.auth_key,
+            devices=devices,
         ),
     )
     for spec in settings.machines

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from coral_infra import bootstrap
-from coral_infra.device import Device, DeviceArgs
+from coral_infra.device import Device, DeviceArgs, TailnetDevices
 from coral_infra.runpod import (
     NetworkVolume,
     NetworkVolumeArgs,
@@ -103,6 +103,8 @@ class MachineArgs:
     """The tag, device wait time and SSH login user of this stack's tailnet side."""
     auth_key: pulumi.Input[str]
     """The tailnet auth key (secret) the pod logs in with on its first start."""
+    devices: TailnetDevices
+    """The run's one list of the tailnet's devices, shared by every machine of the stack."""
 
 
 class Machine(pulumi.ComponentResource):
@@ -156,6 +158,7 @@ class Machine(pulumi.ComponentResource):
             f"{name}-device",
             DeviceArgs(
                 hostname=machine.hostname,
+                devices=args.devices,
                 machine_tag=args.tailnet.machine_tag,
                 wait_for=args.tailnet.device_wait,
                 joined_after=pod.id,

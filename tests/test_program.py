@@ -82,8 +82,9 @@ class CoralMocks(pulumi_mocks.Mocks):
                 raise Exception(f"could not find device with hostname: {args.args['hostname']}")
             return self.devices[args.args["hostname"]][0]
         if args.token == "tailscale:index/getDevices:getDevices":
-            prefix = args.args["namePrefix"]
-            listed = [d for name, ds in self.devices.items() if name.startswith(prefix) for d in ds]
+            prefix = args.args.get("namePrefix", "")
+            joined = {} if self.never_joins else self.devices
+            listed = [d for name, ds in joined.items() if name.startswith(prefix) for d in ds]
             return {"id": "devices", "namePrefix": prefix, "devices": listed}
         raise AssertionError(f"unexpected invoke {args.token}")
 
@@ -354,8 +355,9 @@ def test_prod_device_settings_and_outputs() -> None:
         "deviceId": "nDev7CNTRL",
         "authorized": True,
     }
-    lookups = [c[1] for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
-    assert lookups == [{"hostname": "coral-machine", "waitFor": "5m"}]
+    # The device is in the run's one list of the tailnet: nothing is waited for.
+    lookups = [c for c in run.mocks.calls if c[0].startswith("tailscale:index/getDevice")]
+    assert lookups == [("tailscale:index/getDevices:getDevices", {})]
 
     outputs = run.monitor.stack_outputs
     machine = outputs["machines"]["coral-machine"]
@@ -589,8 +591,8 @@ def test_preview_of_new_pods_skips_the_device_lookup() -> None:
 def test_preview_of_existing_pods_looks_their_devices_up() -> None:
     """So previewing an unchanged stack plans no change to the device settings."""
     run = run_program("prod", mocks_for("prod"), preview=True)
-    lookups = [c[1] for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
-    assert lookups == [{"hostname": "coral-machine", "waitFor": "5m"}]
+    lookups = [c[0] for c in run.mocks.calls if c[0].startswith("tailscale:index/getDevice")]
+    assert lookups == ["tailscale:index/getDevices:getDevices"]
     assert run.one("tailscale:index/deviceTags:DeviceTags")["deviceId"] == "nDev7CNTRL"
 
 
@@ -645,3 +647,21 @@ def test_every_stack_file_runs_and_wires_key_pod_and_device(stack: str) -> None:
     tags = run.resources("tailscale:index/deviceTags:DeviceTags")
     assert [t["tags"] for t in tags.values()] == [[tag]] * len(settings.machines)
     assert set(run.monitor.stack_outputs["machines"]) == {m.hostname for m in settings.machines}
+
+
+def test_a_fleet_reads_the_tailnet_once() -> None:
+    """Lookups per run do not grow with the fleet: one device list for every machine."""
+    config, secrets = stack_config("dev")
+    machine = json.loads(config["coral:machines"])[0]
+    hostnames = [f"coral-dev-{i}" for i in range(4)]
+    config["coral:machines"] = json.dumps([{**machine, "hostname": h} for h in hostnames])
+    mocks = mocks_for("dev")
+    mocks.devices = {h: [device(h, "tag:coral-dev", 20 + i)] for i, h in enumerate(hostnames)}
+    run = run_program("dev", mocks, config=config, secret_keys=secrets, preview=True)
+    lookups = [c[0] for c in mocks.calls if c[0].startswith("tailscale:index/getDevice")]
+    assert lookups == ["tailscale:index/getDevices:getDevices"]
+    pinned = {
+        name: t["deviceId"]
+        for name, t in run.resources("tailscale:index/deviceTags:DeviceTags").items()
+    }
+    assert pinned == {f"{h}-device-tags": f"nDev{20 + i}CNTRL" for i, h in enumerate(hostnames)}

@@ -5,7 +5,7 @@ import gc
 import pulumi
 
 from coral_infra.device import TailnetDevices
-from coral_infra.machine import Machine, MachineArgs
+from coral_infra.machine import Machine, MachineArgs, pod_name
 from coral_infra.preflight import preflight_engine
 from coral_infra.tailnet import TAILNET_NAME, Tailnet, TailnetArgs
 
@@ -47,6 +47,7 @@ machines = [
             tailnet=settings.tailnet,
             auth_key=tailnet.auth_key,
             devices=devices,
+            live_pods=plan.pods.get(pod_name(plan.stack, spec), ()),
         ),
     )
     for spec in settings.machines

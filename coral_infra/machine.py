@@ -105,6 +105,9 @@ class MachineArgs:
     """The tailnet auth key (secret) the pod logs in with on its first start."""
     devices: TailnetDevices
     """The run's one list of the tailnet's devices, shared by every machine of the stack."""
+    live_pods: tuple[api.PodInfo, ...] = ()
+    """The live pods carrying the pod's unique name, as the run's one listing of RunPod's pods
+    found them (coral_infra/preflight.py): a stopped one is started, never replaced."""
 
 
 class Machine(pulumi.ComponentResource):
@@ -139,6 +142,9 @@ class Machine(pulumi.ComponentResource):
         # Held before the pod exists and released after it is gone: `destroy` terminates any
         # pod with the name, even one a failed create left out of state (runpod/pod_name.py).
         claim = PodName(f"{name}-pod-name", pod_name(args.stack, machine), child)
+        status = lifecycle.requested_status(
+            args.live_pods, machine.hostname, progress=lambda note: pulumi.log.warn(note, self)
+        )
         runpod_api = api.base_url()
         pod = Pod(
             f"{name}-pod",
@@ -151,6 +157,7 @@ class Machine(pulumi.ComponentResource):
                 ),
                 network_volume_id=network_volume_id,
                 auth_key=pulumi.Output.secret(args.auth_key),
+                status=status,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[claim]),
         )

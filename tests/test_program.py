@@ -30,10 +30,10 @@ from pulumi.runtime.sync_await import _sync_await
 
 from coral_infra.device import DeviceJoinError, StaleDeviceError
 from coral_infra.policy import PolicyError, environment_rules, policy_for_stack
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 from coral_infra.settings import SettingsError, TailnetSettings, read_stack_config
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import CATALOG_GPUS
+from tests.runpod.helpers import CATALOG_GPUS, FAST
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
@@ -489,8 +489,12 @@ def test_a_gpu_type_runpod_does_not_offer_stops_the_preview_before_any_resource(
     assert f"not a GPU type id in {catalog_name}'s catalog" in problem.message
     assert list(monitor.get_registered_resources()) == []
     assert mocks.calls == []
-    catalog_ops = {"v2": {"listGpuTypes", "listDataCenters"}, "graphql": {"gpuTypes"}}[wire]
-    assert {c.op for c in runpod_catalog.calls} == catalog_ops
+    # The catalog, and the one listing of the account's pods read beside it (nothing else).
+    reads = {
+        "v2": {"listGpuTypes", "listDataCenters", "listPods"},
+        "graphql": {"gpuTypes", "myself"},
+    }
+    assert {c.op for c in runpod_catalog.calls} == reads[wire]
 
 
 def test_catalog_problems_come_in_the_same_report_as_every_other_mistake(
@@ -649,8 +653,9 @@ def test_every_stack_file_runs_and_wires_key_pod_and_device(stack: str) -> None:
     assert set(run.monitor.stack_outputs["machines"]) == {m.hostname for m in settings.machines}
 
 
-def test_a_fleet_reads_the_tailnet_once() -> None:
-    """Lookups per run do not grow with the fleet: one device list for every machine."""
+def test_a_fleet_reads_the_tailnet_and_runpods_pods_once(runpod_catalog: RunPodStandin) -> None:
+    """Lookups per run do not grow with the fleet: one device list and one listing of RunPod's
+    pods for every machine."""
     config, secrets = stack_config("dev")
     machine = json.loads(config["coral:machines"])[0]
     hostnames = [f"coral-dev-{i}" for i in range(4)]
@@ -665,3 +670,57 @@ def test_a_fleet_reads_the_tailnet_once() -> None:
         for name, t in run.resources("tailscale:index/deviceTags:DeviceTags").items()
     }
     assert pinned == {f"{h}-device-tags": f"nDev{20 + i}CNTRL" for i, h in enumerate(hostnames)}
+    assert runpod_catalog.count("listPods") == 1
+
+
+def _stopped_pod(name: str) -> str:
+    """A pod carrying `name`, stopped out of band (at the RunPod stand-in)."""
+    api.configure(MOCK_RUNPOD_KEY)
+    spec = api.PodSpec(
+        name=name,
+        image="runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04",
+        gpu_type_id="NVIDIA A100 80GB PCIe",
+        gpu_count=1,
+        cloud_type="SECURE",
+        data_center_id="EU-RO-1",
+        container_disk_gb=20,
+        volume_gb=20,
+        network_volume_id=None,
+        volume_mount_path="/workspace",
+        ports=(),
+        env={},
+        docker_args="",
+    )
+    pod_id = api.create_pod(spec).id
+    api.wait_for_pod(pod_id)
+    api.stop_pod(pod_id)
+    return pod_id
+
+
+def test_a_pod_stopped_out_of_band_is_asked_to_start_and_the_preview_says_so(
+    runpod_catalog: RunPodStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    pod_id = _stopped_pod("coral-machine-prod")
+    runpod_catalog.reset_calls()
+    with caplog.at_level(logging.WARNING):
+        run = run_program("prod", mocks_for("prod"), preview=True)
+    assert run.one(POD)["status"] == "start (stopped)"
+    assert any(
+        m.startswith(f"will start coral-machine (stopped): pod {pod_id} is EXITED")
+        for m in caplog.messages
+    ), caplog.messages
+    assert runpod_catalog.count("listPods") == 1
+
+
+def test_pods_that_cannot_be_read_start_nothing_and_say_so(
+    runpod_catalog: RunPodStandin,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _stopped_pod("coral-machine-prod")
+    monkeypatch.setattr(session, "timing", FAST)
+    runpod_catalog.inject("listPods", "server_error", times=10)
+    with caplog.at_level(logging.WARNING):
+        run = run_program("prod", mocks_for("prod"), preview=True)
+    assert run.one(POD)["status"] == "running"
+    assert any(m.startswith("RunPod's pods could not be read") for m in caplog.messages)

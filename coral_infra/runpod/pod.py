@@ -2,8 +2,8 @@
 
 Why a dynamic provider: RunPod's own Pulumi provider has no Read (no refresh, no drift), ignores
 GPU/volume changes in diff, keeps the token in the URL and env in plaintext, and retries
-nothing. This one keeps every RunPod call in `api` (imported lazily there), so check and diff
-of an unchanged stack stay offline and fast.
+nothing. This one keeps every RunPod call in `api` (imported lazily there); check and diff stay
+offline and fast.
 
 Lifecycle decisions:
 - Replace (delete first, then create: the name is unique): name, gpu_type_id, gpu_count,
@@ -20,8 +20,9 @@ Lifecycle decisions:
   edits the pod, and a pod read back is compared by the digest of the script in its env. State
   and the program hold 71 characters per pod instead of the script (tens of kilobytes).
 - Start, never replace, a stopped pod (`status`, see coral_infra/runpod/lifecycle.py): refresh
-  records it as "stopped", check turns the program's "running" into "start (stopped)", and the
-  update starts it (same pod, host, volumes and tailnet identity).
+  records it as "stopped", the program asks for "start (stopped)" when the run's one listing of
+  the account's pods finds it stopped, and the update starts it (same pod, host, volumes and
+  tailnet identity). check and diff call no API: a preview makes no RunPod call here.
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ class PodArgs:
     docker_args: pulumi.Input[str] | None = None
     """Container start command override; changing it edits the pod in place."""
     status: pulumi.Input[str] = lifecycle.RUNNING
-    """The run state asked for: "running" (the only value a program sets). A stopped pod is
-    started by `up`, never replaced; preview shows that as `status: ... => "start (stopped)"`."""
+    """The run state asked for: "running", or `lifecycle.requested_status` of the pod as the
+    run found it ("start (stopped)"): a stopped pod is started by `up`, never replaced; preview
+    shows that as `status: ... => "start (stopped)"`."""
 
 
 def _check_text(
@@ -190,12 +192,15 @@ def _check_pod(news: dict[str, Any]) -> list[dyn.CheckFailure]:
         news["docker_args"] = ""
     elif not is_unknown(docker_args) and not isinstance(docker_args, str):
         failures.append(dyn.CheckFailure("docker_args", "docker_args must be a string"))
-    if news.get("status") is None:
+    status = news.get("status")
+    if status is None:
         news["status"] = lifecycle.RUNNING
-    elif news["status"] != lifecycle.RUNNING:
+    elif status != lifecycle.RUNNING and not lifecycle.is_start_request(status):
         failures.append(
             dyn.CheckFailure(
-                "status", f"status must be {lifecycle.RUNNING!r} (the run state asked for)"
+                "status",
+                f"status must be {lifecycle.RUNNING!r} (the run state asked for), or "
+                f"{lifecycle.start_request(lifecycle.STOPPED)!r} for a pod found stopped",
             )
         )
     return failures
@@ -315,16 +320,10 @@ class PodProvider(dyn.ResourceProvider):
     def configure(self, req: dyn.ConfigureRequest) -> None:
         api.configure_from_stack(req.config)
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        """Validate; for a pod that exists, ask for a start when RunPod has it stopped."""
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        """Validate, offline: the program found out whether the pod runs (lifecycle)."""
         inputs = _inputs(news)
-        failures = _check_pod(inputs)
-        if olds and not failures and isinstance(inputs["name"], str):
-            env = inputs["env"] if isinstance(inputs["env"], dict) else {}
-            hostname = env.get(lifecycle.HOSTNAME_ENV)
-            name = hostname if isinstance(hostname, str) else None
-            inputs["status"] = _requested_status(inputs["name"], name)
-        return dyn.CheckResult(inputs, failures)
+        return dyn.CheckResult(inputs, _check_pod(inputs))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """Replace on host/volume fields; update on the rest, or to start a stopped pod."""
@@ -429,16 +428,6 @@ class PodProvider(dyn.ResourceProvider):
         api.terminate_pod(id_)
         for pod in api.find_pods_by_name(str(props.get("name"))):
             api.terminate_pod(pod.id)
-
-
-def _requested_status(name: str, hostname: str | None) -> str:
-    """ "running", or `start (<state>)` when RunPod has the pod not running (lifecycle). A failed
-    lookup asks for nothing: a refresh records the pod's state anyway."""
-    try:
-        return lifecycle.requested_status(name, hostname, progress=api.log.warning)
-    except api.RunPodError as exc:
-        api.log.warning(f"the run state of pod {name!r} could not be read: {exc}")
-        return lifecycle.RUNNING
 
 
 def _start_needed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:

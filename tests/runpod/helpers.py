@@ -22,6 +22,7 @@ FAST = api.Timing(
     poll_interval=0.01,
     start_deadline=0.3,
     log_idle=0.3,
+    listing_ttl=0.0,  # every lookup lists: a test's out-of-band pods are seen at once
 )
 
 # GPU types the stand-in does not offer by default, but the prod stack names (RunPod has them).

@@ -165,8 +165,8 @@ def fail_lookups_after_the_first(
     returned function makes RunPod answer again."""
     real = getattr(api, lookup)
 
-    def then_fail(*args: object) -> object:
-        found = real(*args)
+    def then_fail(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)
         standin.inject(op(step), "server_error", times=1000)
         return found
 

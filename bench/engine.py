@@ -11,18 +11,29 @@ commands are interleaved, the order flipped every round; every command of ours p
 Goals (median ratios): preview <= 1.3x, no-op up <= 1.5x, refresh <= 2x the empty program's.
 Needs root and `unshare` (pods run in their own mount namespace) and the Go-built tools.
 
+The API stand-ins answer from this process (Python threads, the headscale CLI behind the
+Tailscale one), on the same cores as the engine: the report adds how long they took to answer
+each command of ours (the sum of their request times), a cost a real API pays in network
+latency instead.
+
     .venv/bin/python -m bench.engine [--quick] [--runs N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from bench.measure import Ratio, interleaved, ratio_table, timed
+from bench.measure import Ratio, interleaved, ratio_table, show, table, timed
 from standins.sandbox import Sandbox, ensure_tools, start_sandbox
 from standins.tailnet_testbed import REPO_ROOT, Testbed
 
@@ -36,6 +47,10 @@ COMMANDS: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("refresh", ("refresh", "--yes", "--expect-no-changes"), 2.0),
 )
 EMPTY_PROGRAM = '"""Nothing: the floor of a Pulumi Python program on this engine."""\n'
+# Provider plugins the engine starts, one after the other, per command of ours (the tailscale
+# provider and the dynamic providers' `pulumi-python`, once per deployment: a preview is one, a
+# no-op up and a refresh are two); the empty program starts none.
+PLUGIN_LAUNCHES = {"preview": 2, "no-op up": 4, "refresh": 4}
 
 
 @dataclass
@@ -78,12 +93,47 @@ class EmptyProject:
             )
 
 
-def measure(sandbox: Sandbox, empty: EmptyProject, runs: int) -> list[Ratio]:
+@dataclass
+class StandinClock:
+    """Sums the time the API stand-ins spend answering requests (their `handle`)."""
+
+    busy: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def watch(self, standin: Any) -> None:
+        handle = standin.handle
+
+        def timed_handle(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return handle(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.busy += time.perf_counter() - began
+
+        standin.handle = timed_handle
+
+    def take(self) -> float:
+        with self._lock:
+            busy, self.busy = self.busy, 0.0
+        return busy
+
+
+def measure(
+    sandbox: Sandbox, empty: EmptyProject, runs: int
+) -> tuple[list[Ratio], dict[str, list[float]]]:
+    clock = StandinClock()
+    clock.watch(sandbox.runpod)
+    clock.watch(sandbox.tailscale_api)
     ratios = []
+    answering: dict[str, list[float]] = {}
     for figure, args, goal in COMMANDS:
 
-        def ours(args: Sequence[str] = args) -> float:
-            return timed(lambda: sandbox.pulumi(*args))
+        def ours(args: Sequence[str] = args, figure: str = figure) -> float:
+            clock.take()
+            took = timed(lambda: sandbox.pulumi(*args))
+            answering.setdefault(figure, []).append(clock.take())  # the warmup run included
+            return took
 
         def floor(args: Sequence[str] = args) -> float:
             return timed(lambda: empty.pulumi(*args))
@@ -91,7 +141,56 @@ def measure(sandbox: Sandbox, empty: EmptyProject, runs: int) -> list[Ratio]:
         subjects: dict[str, Callable[[], float]] = {"ours": ours, "empty": floor}
         samples = interleaved(subjects, runs=runs, warmup=1)
         ratios.append(Ratio(figure, samples["ours"], samples["empty"], goal=goal))
-    return ratios
+    return ratios, answering
+
+
+def plugin_launches(engine_log: str) -> list[float]:
+    """Seconds from each provider plugin's launch to its first answer, from a `-v=9
+    --logtostderr` log of the engine (JSON lines)."""
+    launched: float | None = None
+    found = []
+    for line in engine_log.splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        message = entry.get("msg", "")
+        at = datetime.fromisoformat(entry["time"][:26].rstrip("Z")).timestamp()
+        if "Launching plugin" in message and "(resource)" in message:
+            launched = at
+        elif launched is not None and "GetPluginInfo() executing" in message:
+            found.append(at - launched)
+            launched = None
+    return found
+
+
+def floor_table(sandbox: Sandbox, ratios: Sequence[Ratio]) -> str:
+    """The empty program plus the plugin launches each command of ours cannot avoid."""
+    args = ["preview", "--expect-no-changes", "-v=9", "--logtostderr"]
+    launches = plugin_launches(sandbox.pulumi(*args).stderr)
+    each = statistics.median(launches) if launches else 0.0
+    rows = []
+    for ratio in ratios:
+        floor = ratio.baseline.median + PLUGIN_LAUNCHES[ratio.figure] * each
+        rows.append(
+            [
+                ratio.figure,
+                str(PLUGIN_LAUNCHES[ratio.figure]),
+                show(floor, "s"),
+                f"{floor / ratio.baseline.median:.2f}",
+                f"{ratio.ours.median / floor:.2f}",
+            ]
+        )
+    headers = [
+        "command",
+        "plugin launches",
+        "empty program + launches",
+        "that / empty",
+        "ours / that",
+    ]
+    return (
+        f"provider plugin launch, engine log: {show(each, 's')} each "
+        f"({len(launches)} measured), one after the other\n{table(headers, rows)}"
+    )
 
 
 def run(*, quick: bool, runs: int | None = None) -> str:
@@ -102,7 +201,8 @@ def run(*, quick: bool, runs: int | None = None) -> str:
         sandbox.up()
         empty = EmptyProject.create(sandbox)
         empty.pulumi("up", "--yes")
-        ratios = measure(sandbox, empty, runs or (1 if quick else RUNS))
+        ratios, answering = measure(sandbox, empty, runs or (1 if quick else RUNS))
+        floors = floor_table(sandbox, ratios)
         sandbox.destroy()
     except BaseException:
         print("\n".join(sandbox.history[-3:]))
@@ -113,7 +213,11 @@ def run(*, quick: bool, runs: int | None = None) -> str:
         "The engine on an unchanged 1-machine sandbox stack vs an empty Python program "
         "(Go-built pulumi, same language host, venv and backend)"
     )
-    return ratio_table(title, "ours", "empty program", ratios)
+    stand_ins = table(
+        ["command of ours", "API stand-ins answering, median (sum of request times)"],
+        [[name, show(statistics.median(times), "s")] for name, times in answering.items()],
+    )
+    return f"{ratio_table(title, 'ours', 'empty program', ratios)}\n{floors}\n{stand_ins}"
 
 
 def main() -> None:

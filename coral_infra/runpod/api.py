@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
@@ -273,6 +274,7 @@ def _keep_one_pod(
 
 _gpu_types_checked: set[tuple[str, str, str, int, str]] = set()
 """GPU type, count and cloud type this process found RunPod offers (per API and host)."""
+_gpu_types_lock = threading.Lock()
 
 
 def create_pod(spec: PodSpec) -> CreatedPod:
@@ -292,9 +294,10 @@ def create_pod(spec: PodSpec) -> CreatedPod:
             raise RunPodNotFoundError(f"network volume {spec.network_volume_id} does not exist")
         data_center_id = volume.data_center_id
     checked = (session.current_api(), base_url(), spec.gpu_type_id, spec.gpu_count, spec.cloud_type)
-    if checked not in _gpu_types_checked:
-        session.run("look up GPU type", lambda: wire.check_gpu_type(spec))
-        _gpu_types_checked.add(checked)
+    with _gpu_types_lock:  # a fleet's creates start together: one of them checks
+        if checked not in _gpu_types_checked:
+            session.run("look up GPU type", lambda: wire.check_gpu_type(spec))
+            _gpu_types_checked.add(checked)
     existing = find_pods_by_name(spec.name, recent=True)
     if existing:
         kept, notes = _keep_one_pod(spec, existing)

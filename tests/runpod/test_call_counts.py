@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -105,12 +106,13 @@ FLEET_CREATES = {
 def test_a_fleets_creates_list_the_pods_and_check_the_gpu_type_once(
     standin: RunPodStandin, wire: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One provider process per deployment creates every pod: one listing for every create's
-    lookup by name, one GPU type check (coral_infra/runpod/listing.py)."""
+    """One provider process per deployment creates every pod, several at once: one listing for
+    every create's lookup by name, one GPU type check (coral_infra/runpod/listing.py)."""
     monkeypatch.setattr(session, "timing", replace(FAST, listing_ttl=60.0))
     provider = PodProvider()
-    for index in range(5):
-        provider.create(pod_props(name=f"coral-m{index}-test"))
+    with ThreadPoolExecutor(max_workers=5) as engine:
+        names = [f"coral-m{index}-test" for index in range(5)]
+        list(engine.map(lambda name: provider.create(pod_props(name=name)), names))
     assert ops(standin) == FLEET_CREATES[wire]
     assert len(standin.pods()) == 5
 

@@ -21,7 +21,6 @@ Machines are the sandbox stack's machine (a network volume each), named coral-m0
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import re
 from collections import Counter
@@ -31,7 +30,7 @@ from typing import Any, cast
 
 import yaml
 
-from bench.measure import table
+from bench.measure import command_line, table
 from coral_infra.settings import load_stack
 from standins.runpod_account import DEFAULT_GPU_TYPES
 from standins.runpod_api import RunPodStandin
@@ -41,8 +40,8 @@ from standins.sandbox import (
     SANDBOX_STACK,
     TAILSCALE_API_KEY,
     Sandbox,
-    engine_project,
     ensure_tools,
+    open_sandbox,
     start_sandbox,
 )
 from standins.tailnet_testbed import Headscale, Testbed
@@ -138,27 +137,16 @@ def start_records(testbed: Testbed, bin_dir: Any, machines: int, stack: str) -> 
     runpod = RunPodStandin(RUNPOD_API_KEY, gpu_types=(*DEFAULT_GPU_TYPES, *EXTRA_GPU_TYPES)).start()
     # Enough GPUs of every type for the whole fleet (the stand-in's default stock is small).
     runpod.free_gpus.update({offer.id: max(16, machines) for offer in runpod.gpu_types.values()})
-    project, env = engine_project(testbed, bin_dir, runpod.url)
-    sandbox = Sandbox(
-        testbed=testbed,
-        bin_dir=bin_dir,
+    return open_sandbox(
+        testbed,
+        bin_dir,
         headscale=cast(Headscale, LoginServer()),
-        owner_login=tests.allowed,
-        member_login=tests.denied,
-        owner_id=0,
-        member_id=0,
+        owner=(tests.allowed, 0),
+        member=(tests.denied, 0),
         tailscale_api=tailscale_api,
         runpod=runpod,
-        project_dir=project,
-        env=env,
         stack=stack,
     )
-    try:
-        sandbox.use_stack(stack, source=SANDBOX_STACK)
-    except BaseException:
-        sandbox.close()
-        raise
-    return sandbox
 
 
 def set_machines(sandbox: Sandbox, machines: int) -> None:
@@ -297,10 +285,7 @@ def run(*, quick: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N = 1 in the sandbox only")
-    args = parser.parse_args()
-    print(run(quick=args.quick))
+    command_line(run, __doc__ or "")
 
 
 if __name__ == "__main__":

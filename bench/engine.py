@@ -21,7 +21,6 @@ latency instead.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.measure import Ratio, interleaved, ratio_table, show, table, timed
+from bench.measure import Ratio, command_line, interleaved, ratio_table, show, table, timed
 from standins.sandbox import Sandbox, ensure_tools, start_sandbox
 from standins.tailnet_testbed import REPO_ROOT, Testbed
 
@@ -221,11 +220,7 @@ def run(*, quick: bool, runs: int | None = None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one run of each command")
-    parser.add_argument("--runs", type=int, help=f"runs per command (default {RUNS})")
-    args = parser.parse_args()
-    print(run(quick=args.quick, runs=args.runs))
+    command_line(run, __doc__ or "", RUNS)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,12 @@ interleaved size by size, the order flipped every round. Figures:
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.fleet import Evaluation, FleetInputs, evaluate_in_process, live_policy
-from bench.measure import Ratio, Sample, interleaved, per_round, ratio_table
+from bench.measure import Ratio, Sample, command_line, interleaved, per_round, ratio_table
 
 SIZES = (1, 20, 100, 500)
 QUICK_SIZES = (1, 3)
@@ -76,26 +75,21 @@ def figures(found: dict[tuple[str, int], list[Evaluation]], sizes: tuple[int, ..
         )
         for n in sizes
     ]
-    for n in sizes[1:]:
-        ratios.append(
+    per_machine = (
+        ("time", "seconds", PER_MACHINE_GOAL, "ms"),
+        ("memory", "peak_bytes", MEMORY_GOAL, "KiB"),
+    )
+    for what, field, goal, unit in per_machine:
+        ratios += [
             Ratio(
-                f"time per machine, {smallest} -> {n}",
-                _per_machine(found, "ours", smallest, n, "seconds"),
-                _per_machine(found, "yardstick", smallest, n, "seconds"),
-                goal=PER_MACHINE_GOAL if n == largest else None,
-                unit="ms",
+                f"{what} per machine, {smallest} -> {n}",
+                _per_machine(found, "ours", smallest, n, field),
+                _per_machine(found, "yardstick", smallest, n, field),
+                goal=goal if n == largest else None,
+                unit=unit,
             )
-        )
-    for n in sizes[1:]:
-        ratios.append(
-            Ratio(
-                f"memory per machine, {smallest} -> {n}",
-                _per_machine(found, "ours", smallest, n, "peak_bytes"),
-                _per_machine(found, "yardstick", smallest, n, "peak_bytes"),
-                goal=MEMORY_GOAL if n == largest else None,
-                unit="KiB",
-            )
-        )
+            for n in sizes[1:]
+        ]
     if len(sizes) >= 4:
         early, late = (sizes[0], sizes[-2]), (sizes[-2], sizes[-1])
         for program in PROGRAMS:
@@ -134,11 +128,7 @@ def run(*, quick: bool, runs: int | None = None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run")
-    parser.add_argument("--runs", type=int, help=f"runs per figure (default {RUNS})")
-    args = parser.parse_args()
-    print(run(quick=args.quick, runs=args.runs))
+    command_line(run, __doc__ or "", RUNS)
 
 
 if __name__ == "__main__":

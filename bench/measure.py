@@ -16,10 +16,12 @@ A benchmark module exposes `run(*, quick: bool) -> str` (its report) and `main()
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -185,3 +187,15 @@ def ratio_table(title: str, ours: str, baseline: str, ratios: Sequence[Ratio]) -
 def missed(ratios: Sequence[Ratio]) -> list[Ratio]:
     """The figures whose goal did not hold."""
     return [r for r in ratios if r.holds is False]
+
+
+def command_line(run: Callable[..., str], doc: str, default_runs: int | None = None) -> None:
+    """A benchmark module's own `main()`: `--quick`, `--runs N` when it takes a number of runs
+    (`default_runs`), and its report on stdout."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny size, one run")
+    if default_runs is not None:
+        parser.add_argument("--runs", type=int, help=f"runs per figure (default {default_runs})")
+    args = parser.parse_args()
+    options: dict[str, Any] = {"runs": args.runs} if default_runs is not None else {}
+    print(run(quick=args.quick, **options))

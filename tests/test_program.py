@@ -33,7 +33,7 @@ from coral_infra.policy import PolicyError, environment_rules, policy_for_stack
 from coral_infra.runpod import api, session
 from coral_infra.settings import SettingsError, TailnetSettings, read_stack_config
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import CATALOG_GPUS, FAST
+from tests.runpod.helpers import CATALOG_GPUS, FAST, pod_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
@@ -676,21 +676,7 @@ def test_a_fleet_reads_the_tailnet_and_runpods_pods_once(runpod_catalog: RunPodS
 def _stopped_pod(name: str) -> str:
     """A pod carrying `name`, stopped out of band (at the RunPod stand-in)."""
     api.configure(MOCK_RUNPOD_KEY)
-    spec = api.PodSpec(
-        name=name,
-        image="runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04",
-        gpu_type_id="NVIDIA A100 80GB PCIe",
-        gpu_count=1,
-        cloud_type="SECURE",
-        data_center_id="EU-RO-1",
-        container_disk_gb=20,
-        volume_gb=20,
-        network_volume_id=None,
-        volume_mount_path="/workspace",
-        ports=(),
-        env={},
-        docker_args="",
-    )
+    spec = pod_spec(name=name, gpu_type_id="NVIDIA A100 80GB PCIe", ports=(), env={})
     pod_id = api.create_pod(spec).id
     api.wait_for_pod(pod_id)
     api.stop_pod(pod_id)

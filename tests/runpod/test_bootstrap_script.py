@@ -13,7 +13,7 @@ from coral_infra import bootstrap
 from coral_infra.runpod import api
 from coral_infra.runpod.pod import PodProvider
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import pod_props
+from tests.runpod.helpers import pod_props, pod_spec
 
 SCRIPT = bootstrap.SCRIPT_PATH.read_bytes()
 DIGEST = f"sha256:{hashlib.sha256(SCRIPT).hexdigest()}"
@@ -53,21 +53,7 @@ def test_a_script_changed_on_runpod_shows_as_drift_and_is_put_back_in_place(
     other = base64.b64encode(b"#!/bin/bash\necho not ours\n").decode()
     api.edit_pod(
         created.id,
-        api.PodSpec(
-            name="coral-machine-test",
-            image="ghcr.io/coral/machine:1.0",
-            gpu_type_id="NVIDIA GeForce RTX 4090",
-            gpu_count=1,
-            cloud_type="SECURE",
-            data_center_id="EU-RO-1",
-            container_disk_gb=20,
-            volume_gb=10,
-            network_volume_id=None,
-            volume_mount_path="/workspace",
-            ports=("2222/tcp", "11111/tcp"),
-            env={bootstrap.SCRIPT_ENV: other, "CORAL_HOSTNAME": "coral-machine"},
-            docker_args="",
-        ),
+        pod_spec(env={bootstrap.SCRIPT_ENV: other, "CORAL_HOSTNAME": "coral-machine"}),
     )
     read = PodProvider().read(created.id, created.outs or {})
     assert read.outs is not None and read.outs["bootstrap_script"] not in (None, DIGEST)

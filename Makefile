@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: venv render test lint typecheck unit demo demo-down tools
+.PHONY: venv render test lint typecheck unit demo demo-down tools bench
 
 # The venv is rebuilt only when pyproject.toml changes (tools/make-venv.sh, with progress).
 $(VENV)/.installed: pyproject.toml
@@ -49,3 +49,8 @@ unit: tools venv
 	$(VENV)/bin/pytest
 
 test: tools lint typecheck unit
+
+# Benchmarks (not part of `make test`): each figure beside its baseline as a ratio, from one
+# run (bench/, README: Performance). Needs what `make test` needs; takes 10 to 20 minutes.
+bench: tools
+	$(PY) -m bench

@@ -1,10 +1,20 @@
 """coral-infra: settings -> tailnet (policy, tag, auth key) -> machines (volume, pod, device)."""
 
+import gc
+
 import pulumi
 
-from coral_infra.machine import Machine, MachineArgs
+from coral_infra.device import TailnetDevices
+from coral_infra.machine import Machine, MachineArgs, pod_name
 from coral_infra.preflight import preflight_engine
 from coral_infra.tailnet import TAILNET_NAME, Tailnet, TailnetArgs
+
+# Evaluation makes many objects that live as long as this process (outputs, futures, pending
+# registrations: a few hundred per machine) and little garbage. The cyclic collector's full
+# passes scan all of them again and again, which made evaluation grow faster than linearly
+# with the fleet (bench/evaluation.py). Young collections go on; full ones wait for the end of
+# this process, which is one preview or one update.
+gc.set_threshold(*gc.get_threshold()[:2], 1_000_000)
 
 # Every check before any resource: one report with every problem of the stack (preflight.py),
 # so an unknown GPU type stops even `up --skip-preview` before a policy, key or volume exists.
@@ -26,11 +36,18 @@ tailnet = Tailnet(
         owner=plan.owner,
     ),
 )
+# One list of the tailnet's devices for the whole fleet, taken once every pod exists.
+devices = TailnetDevices()
 machines = [
     Machine(
         spec.hostname,
         MachineArgs(
-            stack=plan.stack, machine=spec, tailnet=settings.tailnet, auth_key=tailnet.auth_key
+            stack=plan.stack,
+            machine=spec,
+            tailnet=settings.tailnet,
+            auth_key=tailnet.auth_key,
+            devices=devices,
+            live_pods=plan.pods.get(pod_name(plan.stack, spec), ()),
         ),
     )
     for spec in settings.machines

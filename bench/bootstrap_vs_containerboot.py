@@ -31,10 +31,11 @@ import os
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.measure import Ratio, Sample, ratio_table
 from standins.tailnet_testbed import (
     BOOTSTRAP_SCRIPT,
     Tailnet,
@@ -147,37 +148,31 @@ def boot_three_ways(
     return boots
 
 
-# Minimal statistics, kept here until the suite's shared module (bench/measure.py) exists.
-def _summary(values: Sequence[float]) -> tuple[float, float]:
-    return min(values), statistics.median(values)
-
-
 def report(results: dict[str, list[dict[str, Boot]]], rounds: int, load: str) -> str:
-    """The figures as a table: min and median per side, each side's ratios to containerboot's
-    (below 1: faster than containerboot)."""
-    compared = [side for side in results if side != REFERENCE]
-    width = max(len(side) for side in compared)
-    lines = [
-        f"{' vs '.join(results)}, seconds to online on one headscale: {rounds} interleaved "
-        f"round(s) per side and phase; {os.cpu_count()} CPUs, {load}",
-        f"{'phase':<14} {'side':<{width}} | {'min':>6} {'median':>7} | {REFERENCE} "
-        f"{'min':>6} {'median':>7} | ratio {'min':>5} {'median':>6} | runs",
+    """Per side, each phase's seconds to online beside containerboot's, as ratios (below 1:
+    faster than containerboot); then where the time goes."""
+    title = (
+        f"seconds to online on one headscale: {rounds} interleaved round(s) per side and "
+        f"phase; {os.cpu_count()} CPUs, {load}"
+    )
+    reference = [[r[phase].online_s for r in results[REFERENCE]] for phase in PHASES]
+    tables = [
+        ratio_table(
+            f"{side} vs {REFERENCE}, {title}",
+            side,
+            REFERENCE,
+            [
+                Ratio(phase, Sample(tuple(r[phase].online_s for r in rows)), Sample(tuple(ref)))
+                for phase, ref in zip(PHASES, reference, strict=True)
+            ],
+        )
+        for side, rows in results.items()
+        if side != REFERENCE
     ]
-    for phase in PHASES:
-        ref_min, ref_median = _summary([r[phase].online_s for r in results[REFERENCE]])
-        for side in compared:
-            values = [r[phase].online_s for r in results[side]]
-            side_min, side_median = _summary(values)
-            lines.append(
-                f"{phase:<14} {side:<{width}} | {side_min:>6.3f}s {side_median:>6.3f}s | "
-                f"{' ' * len(REFERENCE)} {ref_min:>6.3f}s {ref_median:>6.3f}s | "
-                f"{side_min / ref_min:>11.2f} {side_median / ref_median:>6.2f} | "
-                f"{len(values)}+{len(results[REFERENCE])}"
-            )
-    lines.append(
+    lines = [
         "where the time goes (medians, s from the boot process's start): "
         "LocalAPI answers -> Running -> online"
-    )
+    ]
     for phase in PHASES:
         cells = []
         for side, rows in results.items():
@@ -187,7 +182,7 @@ def report(results: dict[str, list[dict[str, Boot]]], rounds: int, load: str) ->
             online = statistics.median(b.online_s for b in boots)
             cells.append(f"{side} {answered:.3f} -> {running:.3f} -> {online:.3f}")
         lines.append(f"  {phase:<14} {';  '.join(cells)}")
-    return "\n".join(lines)
+    return "\n\n".join([*tables, "\n".join(lines)])
 
 
 def _load() -> str:

@@ -1,4 +1,10 @@
-"""The pod's tailnet device: found once it joined, then pinned (tag, no key expiry, authorized)."""
+"""The pod's tailnet device: found once it joined, then pinned (tag, no key expiry, authorized).
+
+Devices are found in one list of the tailnet's devices per run (`TailnetDevices`, taken once
+every machine's pod exists), shared by every machine: a preview of N machines reads the
+tailnet once, not twice per machine. Only a device that is not in that list yet (a pod this
+run created, still joining) is waited for on its own (`get_device` with `wait_for`).
+"""
 
 from __future__ import annotations
 
@@ -20,12 +26,57 @@ class DeviceJoinError(RuntimeError):
     """The pod's device did not join the tailnet in time; the message ends with the pod's log."""
 
 
+class TailnetDevices:
+    """The tailnet's devices, listed once per run for every machine's Device.
+
+    The real provider's `get_devices` lists the whole tailnet in one call (its name prefix is
+    matched on that list) and `get_device` waits for one device: one list per run serves every
+    machine whose device already joined. It is taken when the first Device asks, once every
+    pod given to `after` has resolved (found unchanged, created, or unknown in a preview that
+    would create it), so a device that joins during this run has had its pod made first, and
+    a pod replaced by this run is listed after its replacement exists.
+    """
+
+    def __init__(self) -> None:
+        self._pods: list[pulumi.Output[Any]] = []
+        self._listing: asyncio.Future[dict[str, list[Any]]] | None = None
+
+    def after(self, pod_id: pulumi.Input[str]) -> None:
+        """The list waits for this pod (call it for every machine before any lookup runs: the
+        program's components are all built before the engine answers the first one)."""
+        self._pods.append(pulumi.Output.from_input(pod_id))
+
+    async def claiming(self, hostname: str) -> list[Any]:
+        """The devices (the provider's GetDevicesDeviceResult, in the tailnet's order) that
+        have `hostname` or a name `stale_device_problem` counts as it: `<hostname>` or
+        `<hostname>-<n>`. The tailnet is listed once; each machine reads its own part."""
+        if self._listing is None:
+            self._listing = asyncio.ensure_future(self._list())
+        return list((await asyncio.shield(self._listing)).get(hostname, []))
+
+    async def _list(self) -> dict[str, list[Any]]:
+        # A pod that fails is its own machine's error (its Device never looks up): not ours.
+        await asyncio.gather(
+            *(pod.future(with_unknowns=True) for pod in self._pods), return_exceptions=True
+        )
+        listed = await tailscale.get_devices_output().future()
+        by_name: dict[str, list[Any]] = {}
+        for device in (listed.devices or []) if listed is not None else []:
+            label = _listed(device).name.split(".")[0]
+            names = {_listed(device).hostname, label, re.sub(r"-\d+$", "", label)}
+            for name in names:
+                by_name.setdefault(name, []).append(device)
+        return by_name
+
+
 @dataclass(frozen=True)
 class DeviceArgs:
     """Which device to wait for and what it must carry."""
 
     hostname: str
     """The machine's hostname (`coral:machines[].hostname`), its name on the tailnet."""
+    devices: TailnetDevices
+    """The run's one list of the tailnet's devices, shared by every machine."""
     machine_tag: str
     """The stack's machine tag; the device keeps exactly this tag."""
     wait_for: str
@@ -116,17 +167,11 @@ class Device(pulumi.ComponentResource):
     ) -> None:
         super().__init__("coral:index:Device", name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)
+        args.devices.after(args.joined_after)
         # Known only once the pod exists: a new pod's id is unknown in preview, so its device
         # is not looked up then; an existing pod's device is, so preview shows no changes.
-        found: pulumi.Output[tailscale.GetDeviceResult] = pulumi.Output.from_input(
-            args.joined_after
-        ).apply(lambda pod: self._joined(args, pod, invoke))
-        # Listed only after the device was found, so the list already holds it.
-        listed = tailscale.get_devices_output(
-            name_prefix=found.apply(lambda _: args.hostname), opts=invoke
-        )
-        checked = pulumi.Output.all(found, listed).apply(
-            lambda pair: self._checked(args.hostname, pair[0], pair[1].devices or [])
+        checked: pulumi.Output[Any] = pulumi.Output.from_input(args.joined_after).apply(
+            lambda pod: self._joined(args, pod, invoke)
         )
         self.device_id = checked.apply(lambda d: _listed(d).node_id)
         self.magic_dns_name = checked.apply(lambda d: _listed(d).name.rstrip("."))
@@ -152,12 +197,28 @@ class Device(pulumi.ComponentResource):
         )
 
     @staticmethod
-    async def _joined(
+    async def _joined(args: DeviceArgs, pod: str, invoke: pulumi.InvokeOutputOptions) -> Any:
+        """The device with the machine's hostname, as `get_device` would take it (the first
+        listed), from the run's list, else once it joined; refused when a stale device holds
+        the name."""
+        devices = await args.devices.claiming(args.hostname)
+        found = next((d for d in devices if d.hostname == args.hostname), None)
+        if found is None:
+            found = await Device._waited(args, pod, invoke)
+            devices = [*devices, found]
+        problem = stale_device_problem(args.hostname, found, devices)
+        if problem:
+            raise StaleDeviceError(problem)
+        return found
+
+    @staticmethod
+    async def _waited(
         args: DeviceArgs, pod: str, invoke: pulumi.InvokeOutputOptions
     ) -> tailscale.GetDeviceResult:
         """The device once it joined; if it does not within `wait_for`, the error says so with
         the pod's own log (its bootstrap says why: a rejected key, no route to the control
-        plane, ...)."""
+        plane, ...). A stale device would have been in the run's list: only the name the
+        device joined under can still be wrong."""
         lookup = tailscale.get_device_output(
             hostname=args.hostname, wait_for=args.wait_for, opts=invoke
         )
@@ -174,12 +235,3 @@ class Device(pulumi.ComponentResource):
         if device is None:  # the invoke's inputs are all known here, so is its result
             raise DeviceJoinError(f"the Tailscale provider returned no device {args.hostname!r}")
         return device
-
-    @staticmethod
-    def _checked(
-        hostname: str, found: tailscale.GetDeviceResult, devices: Sequence[Any]
-    ) -> tailscale.GetDeviceResult:
-        problem = stale_device_problem(hostname, found, devices)
-        if problem:
-            raise StaleDeviceError(problem)
-        return found

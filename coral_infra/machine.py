@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from coral_infra import bootstrap
-from coral_infra.device import Device, DeviceArgs
+from coral_infra.device import Device, DeviceArgs, TailnetDevices
 from coral_infra.runpod import (
     NetworkVolume,
     NetworkVolumeArgs,
@@ -48,14 +48,15 @@ def pod_spec(
 ) -> dict[str, Any]:
     """The pod's inputs except the auth key and the network volume id (both known only
     during `up`). `runpod_api_url`: the stack's RunPod API when it is not RunPod's own (the
-    sandbox), for the idle stop in the pod."""
+    sandbox), for the idle stop in the pod. An injected bootstrap is named by its digest: the
+    pod provider puts the script into the pod's env (coral_infra/bootstrap)."""
     inject = machine.bootstrap == "inject"
     env = {
         **machine.env,
         **bootstrap.pod_env(
             hostname=machine.hostname,
             state_dir=state_dir(machine),
-            include_script=inject,
+            include_script=False,
             userspace=machine.userspace_networking,
             extra_up_args=[f"--login-server={login_server}"] if login_server else (),
             idle_stop_seconds=machine.idle_stop_seconds,
@@ -74,6 +75,7 @@ def pod_spec(
         "volume_mount_path": machine.volume.mount_path,
         "ports": list(machine.ports),
         "env": env,
+        "bootstrap_script": bootstrap.script_digest() if inject else None,
         "docker_args": bootstrap.start_command() if inject else None,
     }
 
@@ -101,6 +103,11 @@ class MachineArgs:
     """The tag, device wait time and SSH login user of this stack's tailnet side."""
     auth_key: pulumi.Input[str]
     """The tailnet auth key (secret) the pod logs in with on its first start."""
+    devices: TailnetDevices
+    """The run's one list of the tailnet's devices, shared by every machine of the stack."""
+    live_pods: tuple[api.PodInfo, ...] = ()
+    """The live pods carrying the pod's unique name, as the run's one listing of RunPod's pods
+    found them (coral_infra/preflight.py): a stopped one is started, never replaced."""
 
 
 class Machine(pulumi.ComponentResource):
@@ -135,6 +142,9 @@ class Machine(pulumi.ComponentResource):
         # Held before the pod exists and released after it is gone: `destroy` terminates any
         # pod with the name, even one a failed create left out of state (runpod/pod_name.py).
         claim = PodName(f"{name}-pod-name", pod_name(args.stack, machine), child)
+        status = lifecycle.requested_status(
+            args.live_pods, machine.hostname, progress=lambda note: pulumi.log.warn(note, self)
+        )
         runpod_api = api.base_url()
         pod = Pod(
             f"{name}-pod",
@@ -147,6 +157,7 @@ class Machine(pulumi.ComponentResource):
                 ),
                 network_volume_id=network_volume_id,
                 auth_key=pulumi.Output.secret(args.auth_key),
+                status=status,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[claim]),
         )
@@ -154,6 +165,7 @@ class Machine(pulumi.ComponentResource):
             f"{name}-device",
             DeviceArgs(
                 hostname=machine.hostname,
+                devices=args.devices,
                 machine_tag=args.tailnet.machine_tag,
                 wait_for=args.tailnet.device_wait,
                 joined_after=pod.id,

@@ -15,6 +15,9 @@ resource) run the same stages on a stack's config and collect their problems int
    the program has the stack's secret, the offline render only `RUNPOD_API_KEY`
    (`coral_infra/runpod/catalog.py`).
 
+In the program (`online`), the machines' pods are also read as RunPod has them now, in one
+listing beside the stages (`LivePods`): a stopped pod is started by `up` (lifecycle.py).
+
 A stage is a function of the `StackDraft` returning problems; the later stages run on whatever
 parts of the config are valid, so one broken machine does not hide the others' mistakes. A new
 stage is one more function in `STAGES`.
@@ -23,6 +26,7 @@ stage is one more function in `STAGES`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +34,8 @@ from typing import Any
 
 import pulumi.dynamic as dyn
 
-from coral_infra.machine import network_volume_spec, pod_spec
+from coral_infra import bootstrap
+from coral_infra.machine import network_volume_spec, pod_name, pod_spec
 from coral_infra.policy.merge import RenderedPolicy, render_owner_policy
 from coral_infra.policy.ownership import (
     OWNER_KEY,
@@ -46,7 +51,7 @@ from coral_infra.policy.ownership import (
     project_stacks,
 )
 from coral_infra.policy.rules import Environment
-from coral_infra.runpod import api
+from coral_infra.runpod import api, lifecycle
 from coral_infra.runpod.catalog import CatalogReport, MachinePrice, read_and_check
 from coral_infra.runpod.pod import PodProvider
 from coral_infra.runpod.volume import NetworkVolumeProvider
@@ -85,6 +90,7 @@ _POD_INPUT_SETTINGS = {
     "volume_mount_path": "volume.mountPath",
     "ports": "ports",
     "env": "env",
+    "bootstrap_script": "bootstrap",
     "docker_args": "bootstrap",
 }
 
@@ -157,6 +163,28 @@ class StackDraft:
 
 
 Stage = Callable[[StackDraft], list[ConfigProblem]]
+
+
+@dataclass(frozen=True)
+class LivePods:
+    """The machines' pods as RunPod has them now, by unique name (one listing of the account's
+    pods for the whole fleet), or why they were not read."""
+
+    by_name: Mapping[str, tuple[api.PodInfo, ...]] = field(default_factory=dict)
+    problem: str | None = None
+
+    @classmethod
+    def read(cls, stack: str, config: Mapping[str, Any], parsed: ParsedConfig) -> LivePods:
+        """Nothing without a RunPod key (the catalog stage says so); a failure only warns."""
+        names = [pod_name(stack, m) for m in parsed.machines if m is not None]
+        try:
+            api.configure_from_stack(config)  # a bad coral:runpod is the settings stage's
+            return cls(lifecycle.pods_by_name(names)) if api.has_key() else cls()
+        except api.RunPodError as exc:
+            return cls(
+                problem=f"RunPod's pods could not be read, so a stopped pod is not started by "
+                f"this run (`pulumi up` again, or `coral start`): {exc}"
+            )
 
 
 def _unrenderable(owner: StackFile, error: SettingsError) -> str:
@@ -247,9 +275,10 @@ def machine_problems(
     problems = [
         _provider_problem(prefix, failure, {**inputs, **(volume or {})}) for failure in failures
     ]
-    count = len(spec["env"]) + 1
+    script = bootstrap.script_env() if spec["bootstrap_script"] else {}
+    count = len(spec["env"]) + len(script) + 1
     if count > MAX_POD_ENV:
-        program = sorted(set(spec["env"]) - set(machine.env))
+        program = sorted((set(spec["env"]) | set(script)) - set(machine.env))
         problems.append(
             ConfigProblem(
                 f"{prefix}.env",
@@ -303,6 +332,9 @@ class StackPlan:
     """Each machine's price per hour, when RunPod's catalog was read."""
     catalog_skipped: str | None = None
     """Why RunPod's catalog was not read (no key); offline that is normal, and not a warning."""
+    pods: Mapping[str, tuple[api.PodInfo, ...]] = field(default_factory=dict)
+    """In the program: the live pods carrying each machine's unique name (empty when RunPod's
+    pods were not read)."""
 
 
 def preflight(
@@ -318,7 +350,11 @@ def preflight(
     """Run every stage; raise all their problems at once, or return the stack's plan."""
     parsed = read_settings(config, secret_keys=secret_keys)
     draft = StackDraft(stack, config, parsed, project_dir, online)
-    problems = [problem for stage in stages for problem in stage(draft)]
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        # One RunPod listing while the stages run (the catalog stage's calls wait on RunPod too).
+        reading = beside.submit(LivePods.read, stack, config, parsed) if online else None
+        problems = [problem for stage in stages for problem in stage(draft)]
+        pods = reading.result() if reading is not None else LivePods()
     if problems or parsed.settings is None:
         raise SettingsError(_unique(problems), source)
     policy = draft.owner_policy[0]
@@ -339,9 +375,11 @@ def preflight(
         policy,
         owner,
         tuple(notes),
-        (*idle_stop_notes(parsed.settings), *skipped, *catalog.warnings),
+        (*idle_stop_notes(parsed.settings), *skipped, *catalog.warnings)
+        + ((pods.problem,) if pods.problem else ()),
         tuple(catalog.prices),
         catalog.skipped,
+        pods.by_name,
     )
 
 

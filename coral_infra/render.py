@@ -13,7 +13,6 @@ tailnet policy). With a key it also shows each machine's price per hour.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import sys
 from pathlib import Path
@@ -77,9 +76,8 @@ def _pod_section(stack: str, settings: Settings) -> str:
     for machine in settings.machines:
         spec: dict[str, Any] = pod_spec(stack, machine, settings.tailnet.login_server)
         env = dict(spec["env"])
-        script = env.pop(bootstrap.SCRIPT_ENV, None)
-        if script is not None:
-            size = len(base64.b64decode(script))
+        if spec.pop("bootstrap_script"):
+            size = len(bootstrap.script_text().encode())
             env[bootstrap.SCRIPT_ENV] = f"[base64 of coral_infra/bootstrap/start.sh, {size} bytes]"
         env[bootstrap.AUTH_KEY_ENV] = SECRET_PLACEHOLDER
         shown = {**spec, "env": env}

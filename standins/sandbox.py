@@ -260,6 +260,55 @@ def _project(root: Path) -> Path:
     return project
 
 
+def open_sandbox(
+    testbed: Testbed,
+    bin_dir: Path,
+    *,
+    headscale: Headscale,
+    owner: tuple[str, int],
+    member: tuple[str, int],
+    tailscale_api: TailscaleApiStandin,
+    runpod: RunPodStandin,
+    stack: str,
+) -> Sandbox:
+    """The Pulumi project and `stack` over a running control plane and API stand-ins (`owner`
+    and `member`: the logins and headscale user ids of the policy's test users), for the
+    Go-built CLI: a file backend, a passphrase secrets provider, no update checks or plugin
+    downloads. Closes the stand-ins when the stack cannot be set up."""
+    home = testbed.path("pulumi-home")
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PULUMI_HOME": str(home),
+        "PULUMI_BACKEND_URL": f"file://{testbed.path('state')}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "RUNPOD_API_BASE_URL": runpod.url,
+    }
+    sandbox = Sandbox(
+        testbed=testbed,
+        bin_dir=bin_dir,
+        headscale=headscale,
+        owner_login=owner[0],
+        member_login=member[0],
+        owner_id=owner[1],
+        member_id=member[1],
+        tailscale_api=tailscale_api,
+        runpod=runpod,
+        project_dir=_project(testbed.root),
+        env=env,
+        stack=stack,
+    )
+    try:
+        sandbox.use_stack(stack, source=SANDBOX_STACK)
+    except BaseException:
+        sandbox.close()
+        raise
+    return sandbox
+
+
 def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -> Sandbox:
     """Everything but `pulumi up`: control plane, both API stand-ins, the project, the stack."""
     settings = load_stack(SANDBOX_STACK)
@@ -287,36 +336,13 @@ def start_sandbox(testbed: Testbed, bin_dir: Path, stack: str = SANDBOX_STACK) -
     runpod = RunPodStandin(
         RUNPOD_API_KEY, runtime=runtime, gpu_types=(*DEFAULT_GPU_TYPES, *EXTRA_GPU_TYPES)
     ).start()
-    project = _project(testbed.root)
-    home = testbed.path("pulumi-home")
-    env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PULUMI_HOME": str(home),
-        "PULUMI_BACKEND_URL": f"file://{testbed.path('state')}",
-        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "RUNPOD_API_BASE_URL": runpod.url,
-    }
-    sandbox = Sandbox(
-        testbed=testbed,
-        bin_dir=bin_dir,
+    return open_sandbox(
+        testbed,
+        bin_dir,
         headscale=headscale,
-        owner_login=owner,
-        member_login=member,
-        owner_id=owner_id,
-        member_id=member_id,
+        owner=(owner, owner_id),
+        member=(member, member_id),
         tailscale_api=tailscale_api,
         runpod=runpod,
-        project_dir=project,
-        env=env,
         stack=stack,
     )
-    try:
-        sandbox.use_stack(stack, source=SANDBOX_STACK)
-    except BaseException:
-        sandbox.close()
-        raise
-    return sandbox

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import hashlib
 import json
 import logging
 import runpy
@@ -29,10 +30,10 @@ from pulumi.runtime.sync_await import _sync_await
 
 from coral_infra.device import DeviceJoinError, StaleDeviceError
 from coral_infra.policy import PolicyError, environment_rules, policy_for_stack
-from coral_infra.runpod import api
+from coral_infra.runpod import api, session
 from coral_infra.settings import SettingsError, TailnetSettings, read_stack_config
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import CATALOG_GPUS
+from tests.runpod.helpers import CATALOG_GPUS, FAST, pod_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
@@ -81,8 +82,9 @@ class CoralMocks(pulumi_mocks.Mocks):
                 raise Exception(f"could not find device with hostname: {args.args['hostname']}")
             return self.devices[args.args["hostname"]][0]
         if args.token == "tailscale:index/getDevices:getDevices":
-            prefix = args.args["namePrefix"]
-            listed = [d for name, ds in self.devices.items() if name.startswith(prefix) for d in ds]
+            prefix = args.args.get("namePrefix", "")
+            joined = {} if self.never_joins else self.devices
+            listed = [d for name, ds in joined.items() if name.startswith(prefix) for d in ds]
             return {"id": "devices", "namePrefix": prefix, "devices": listed}
         raise AssertionError(f"unexpected invoke {args.token}")
 
@@ -217,7 +219,9 @@ def fresh_event_loop() -> Any:
             unexpected.append(context)
 
     loop.set_exception_handler(settle)
+    thresholds = gc.get_threshold()
     yield
+    gc.set_threshold(*thresholds)  # the program defers full collections in its own process
     gc.collect()
     assert unexpected == []
     loop.close()
@@ -287,8 +291,10 @@ def test_prod_pod_and_retained_network_volume() -> None:
     assert pod["volume_mount_path"] == "/workspace"
     assert pod["env"]["TS_HOSTNAME"] == "coral-machine"
     assert pod["env"]["TS_STATE_DIR"] == "/workspace/deps/runtime/tailscale"
-    script = base64.b64decode(pod["env"]["CORAL_BOOTSTRAP_B64"])
-    assert script == (PROJECT_ROOT / "coral_infra/bootstrap/start.sh").read_bytes()
+    # The script is named by its digest; the pod provider adds the script to the pod's env.
+    script = (PROJECT_ROOT / "coral_infra/bootstrap/start.sh").read_bytes()
+    assert pod["bootstrap_script"] == f"sha256:{hashlib.sha256(script).hexdigest()}"
+    assert "CORAL_BOOTSTRAP_B64" not in pod["env"]
     assert "CORAL_BOOTSTRAP_B64" in pod["docker_args"]
     assert secret_value(pod["auth_key"]) == MOCK_AUTH_KEY
 
@@ -349,8 +355,9 @@ def test_prod_device_settings_and_outputs() -> None:
         "deviceId": "nDev7CNTRL",
         "authorized": True,
     }
-    lookups = [c[1] for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
-    assert lookups == [{"hostname": "coral-machine", "waitFor": "5m"}]
+    # The device is in the run's one list of the tailnet: nothing is waited for.
+    lookups = [c for c in run.mocks.calls if c[0].startswith("tailscale:index/getDevice")]
+    assert lookups == [("tailscale:index/getDevices:getDevices", {})]
 
     outputs = run.monitor.stack_outputs
     machine = outputs["machines"]["coral-machine"]
@@ -482,8 +489,12 @@ def test_a_gpu_type_runpod_does_not_offer_stops_the_preview_before_any_resource(
     assert f"not a GPU type id in {catalog_name}'s catalog" in problem.message
     assert list(monitor.get_registered_resources()) == []
     assert mocks.calls == []
-    catalog_ops = {"v2": {"listGpuTypes", "listDataCenters"}, "graphql": {"gpuTypes"}}[wire]
-    assert {c.op for c in runpod_catalog.calls} == catalog_ops
+    # The catalog, and the one listing of the account's pods read beside it (nothing else).
+    reads = {
+        "v2": {"listGpuTypes", "listDataCenters", "listPods"},
+        "graphql": {"gpuTypes", "myself"},
+    }
+    assert {c.op for c in runpod_catalog.calls} == reads[wire]
 
 
 def test_catalog_problems_come_in_the_same_report_as_every_other_mistake(
@@ -584,8 +595,8 @@ def test_preview_of_new_pods_skips_the_device_lookup() -> None:
 def test_preview_of_existing_pods_looks_their_devices_up() -> None:
     """So previewing an unchanged stack plans no change to the device settings."""
     run = run_program("prod", mocks_for("prod"), preview=True)
-    lookups = [c[1] for c in run.mocks.calls if c[0] == "tailscale:index/getDevice:getDevice"]
-    assert lookups == [{"hostname": "coral-machine", "waitFor": "5m"}]
+    lookups = [c[0] for c in run.mocks.calls if c[0].startswith("tailscale:index/getDevice")]
+    assert lookups == ["tailscale:index/getDevices:getDevices"]
     assert run.one("tailscale:index/deviceTags:DeviceTags")["deviceId"] == "nDev7CNTRL"
 
 
@@ -640,3 +651,62 @@ def test_every_stack_file_runs_and_wires_key_pod_and_device(stack: str) -> None:
     tags = run.resources("tailscale:index/deviceTags:DeviceTags")
     assert [t["tags"] for t in tags.values()] == [[tag]] * len(settings.machines)
     assert set(run.monitor.stack_outputs["machines"]) == {m.hostname for m in settings.machines}
+
+
+def test_a_fleet_reads_the_tailnet_and_runpods_pods_once(runpod_catalog: RunPodStandin) -> None:
+    """Lookups per run do not grow with the fleet: one device list and one listing of RunPod's
+    pods for every machine."""
+    config, secrets = stack_config("dev")
+    machine = json.loads(config["coral:machines"])[0]
+    hostnames = [f"coral-dev-{i}" for i in range(4)]
+    config["coral:machines"] = json.dumps([{**machine, "hostname": h} for h in hostnames])
+    mocks = mocks_for("dev")
+    mocks.devices = {h: [device(h, "tag:coral-dev", 20 + i)] for i, h in enumerate(hostnames)}
+    run = run_program("dev", mocks, config=config, secret_keys=secrets, preview=True)
+    lookups = [c[0] for c in mocks.calls if c[0].startswith("tailscale:index/getDevice")]
+    assert lookups == ["tailscale:index/getDevices:getDevices"]
+    pinned = {
+        name: t["deviceId"]
+        for name, t in run.resources("tailscale:index/deviceTags:DeviceTags").items()
+    }
+    assert pinned == {f"{h}-device-tags": f"nDev{20 + i}CNTRL" for i, h in enumerate(hostnames)}
+    assert runpod_catalog.count("listPods") == 1
+
+
+def _stopped_pod(name: str) -> str:
+    """A pod carrying `name`, stopped out of band (at the RunPod stand-in)."""
+    api.configure(MOCK_RUNPOD_KEY)
+    spec = pod_spec(name=name, gpu_type_id="NVIDIA A100 80GB PCIe", ports=(), env={})
+    pod_id = api.create_pod(spec).id
+    api.wait_for_pod(pod_id)
+    api.stop_pod(pod_id)
+    return pod_id
+
+
+def test_a_pod_stopped_out_of_band_is_asked_to_start_and_the_preview_says_so(
+    runpod_catalog: RunPodStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    pod_id = _stopped_pod("coral-machine-prod")
+    runpod_catalog.reset_calls()
+    with caplog.at_level(logging.WARNING):
+        run = run_program("prod", mocks_for("prod"), preview=True)
+    assert run.one(POD)["status"] == "start (stopped)"
+    assert any(
+        m.startswith(f"will start coral-machine (stopped): pod {pod_id} is EXITED")
+        for m in caplog.messages
+    ), caplog.messages
+    assert runpod_catalog.count("listPods") == 1
+
+
+def test_pods_that_cannot_be_read_start_nothing_and_say_so(
+    runpod_catalog: RunPodStandin,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _stopped_pod("coral-machine-prod")
+    monkeypatch.setattr(session, "timing", FAST)
+    runpod_catalog.inject("listPods", "server_error", times=10)
+    with caplog.at_level(logging.WARNING):
+        run = run_program("prod", mocks_for("prod"), preview=True)
+    assert run.one(POD)["status"] == "running"
+    assert any(m.startswith("RunPod's pods could not be read") for m in caplog.messages)

@@ -6,7 +6,9 @@
     var and runs it; start.sh downloads the pinned tailscale once, verifies its SHA-256 and caches
     it on the volume. RunPod's GraphQL API pastes values into the query unescaped, so neither the
     command nor any env value may hold a double quote, a backslash or a newline: the script
-    travels base64-encoded.
+    travels base64-encoded. The program names the script by its digest (`script_digest`), and
+    the pod provider puts the script itself into the pod's env (`script_env`) when it creates or
+    edits the pod: tens of kilobytes per pod stay out of the program's memory and the state.
 
 The auth key is never rendered here: the caller adds it as the secret env var AUTH_KEY_ENV.
 """
@@ -14,6 +16,9 @@ The auth key is never rendered here: the caller adds it as the secret env var AU
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,8 +51,39 @@ _SAFE_WORD = re.compile(r"^[A-Za-z0-9_./:=@%+,-]+$")
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
+DIGEST_PREFIX = "sha256:"
+
+
 def script_text() -> str:
     return SCRIPT_PATH.read_text()
+
+
+@functools.cache
+def _script_bytes() -> bytes:
+    return SCRIPT_PATH.read_bytes()
+
+
+def _digest(script: bytes) -> str:
+    return DIGEST_PREFIX + hashlib.sha256(script).hexdigest()
+
+
+def script_digest() -> str:
+    """start.sh named by its SHA-256 ("sha256:<hex>"): what the pod's inputs carry for it."""
+    return _digest(_script_bytes())
+
+
+def script_env() -> dict[str, str]:
+    """The env var that carries start.sh into a pod (base64, see the module docstring)."""
+    return {SCRIPT_ENV: base64.b64encode(_script_bytes()).decode("ascii")}
+
+
+def digest_of_script_env(value: str) -> str | None:
+    """The digest of the script a pod's SCRIPT_ENV value carries (None if it is not base64):
+    how a pod read back from RunPod is compared with the program's `script_digest`."""
+    try:
+        return _digest(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _pinned(name: str) -> str:
@@ -101,7 +137,8 @@ def pod_env(
 ) -> dict[str, str]:
     """The env vars a pod needs besides AUTH_KEY_ENV (which the caller adds as a secret).
 
-    include_script=False is for the baked image, which already contains start.sh.
+    include_script=False is for the baked image, which already contains start.sh, and for the
+    pod's inputs, which name the script by its digest (the pod provider adds it).
     idle_stop_seconds turns on the idle stop (None: off); runpod_api_url is where it stops the
     pod when that is not RunPod's own API.
     """
@@ -142,7 +179,7 @@ def pod_env(
         if runpod_api_url is not None:
             env[RUNPOD_API_URL_ENV] = runpod_api_url
     if include_script:
-        env[SCRIPT_ENV] = base64.b64encode(SCRIPT_PATH.read_bytes()).decode("ascii")
+        env.update(script_env())
     check_pod_fields(env)
     return env
 

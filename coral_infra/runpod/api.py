@@ -18,17 +18,22 @@ wire format is used lives here too:
   volumes carry the name, one is kept, the extras are removed, and a warning says so.
 - A terminate answered with an error that may hide success (RunPod's generic "Something went
   wrong" for a pod that is already gone) is checked with a read before it counts as an outage.
+- A provider process lists the account's pods (volumes) once for all its creates' lookups by
+  name (`listing.py`), and checks a GPU type once per process: a fleet's `up` costs one
+  listing, not one per machine. Every other lookup lists afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
-from coral_infra.runpod import session
+from coral_infra.runpod import listing, session
 from coral_infra.runpod.model import (
     Catalog,
     CreatedPod,
@@ -202,15 +207,23 @@ def get_pod(pod_id: str) -> PodInfo | None:
     return session.run("get pod", lambda: wire.get_pod(pod_id))
 
 
-def list_pods() -> list[PodInfo]:
-    """All live pods of the account (terminated ones excluded)."""
+def _list_pods() -> list[PodInfo]:
     wire = _wire()
     return session.run("list pods", wire.list_pods)
 
 
-def find_pods_by_name(name: str) -> list[PodInfo]:
-    """Live pods carrying `name`: how a pod whose id was lost is found again."""
-    return [pod for pod in list_pods() if pod.name == name]
+_pods = listing.Listing(_list_pods)
+
+
+def list_pods() -> list[PodInfo]:
+    """All live pods of the account (terminated ones excluded), listed now."""
+    return _pods.fresh()
+
+
+def find_pods_by_name(name: str, *, recent: bool = False) -> list[PodInfo]:
+    """Live pods carrying `name`: how a pod whose id was lost is found again. `recent`: from
+    this process's recent listing (a create's lookup, see `listing`), else listed now."""
+    return [pod for pod in (_pods.recent() if recent else _pods.fresh()) if pod.name == name]
 
 
 def find_pod_by_name(name: str) -> PodInfo | None:
@@ -259,6 +272,11 @@ def _keep_one_pod(
     return kept, tuple(_warn(note) for note in notes)
 
 
+_gpu_types_checked: set[tuple[str, str, str, int, str]] = set()
+"""GPU type, count and cloud type this process found RunPod offers (per API and host)."""
+_gpu_types_lock = threading.Lock()
+
+
 def create_pod(spec: PodSpec) -> CreatedPod:
     """Deploy a pod on demand, or adopt the live pod that already carries `spec.name`.
 
@@ -275,8 +293,12 @@ def create_pod(spec: PodSpec) -> CreatedPod:
         if volume is None:
             raise RunPodNotFoundError(f"network volume {spec.network_volume_id} does not exist")
         data_center_id = volume.data_center_id
-    session.run("look up GPU type", lambda: wire.check_gpu_type(spec))
-    existing = find_pods_by_name(spec.name)
+    checked = (session.current_api(), base_url(), spec.gpu_type_id, spec.gpu_count, spec.cloud_type)
+    with _gpu_types_lock:  # a fleet's creates start together: one of them checks
+        if checked not in _gpu_types_checked:
+            session.run("look up GPU type", lambda: wire.check_gpu_type(spec))
+            _gpu_types_checked.add(checked)
+    existing = find_pods_by_name(spec.name, recent=True)
     if existing:
         kept, notes = _keep_one_pod(spec, existing)
         return CreatedPod(kept.id, adopted=kept, notes=notes)
@@ -405,11 +427,13 @@ def terminate_pod(pod_id: str) -> bool:
         return False if get_pod(pod_id) is None else None
 
     try:
-        return session.with_retries(
+        terminated = session.with_retries(
             "terminate pod", lambda: wire.terminate_pod(pod_id), recover=gone
         )
     except RunPodNotFoundError:
-        return False
+        terminated = False
+    _pods.drop(pod_id)
+    return terminated
 
 
 def pod_log(pod_id: str, lines: int = POD_LOG_LINES) -> list[str]:
@@ -448,9 +472,17 @@ def log_excerpt(pod_id: str, lines: int = POD_LOG_LINES) -> str:
 # --- network volumes ------------------------------------------------------------------------
 
 
-def list_volumes() -> list[VolumeInfo]:
+def _list_volumes() -> list[VolumeInfo]:
     wire = _wire()
     return session.run("list network volumes", wire.list_volumes)
+
+
+_volumes = listing.Listing(_list_volumes)
+
+
+def list_volumes() -> list[VolumeInfo]:
+    """All network volumes of the account, listed now."""
+    return _volumes.fresh()
 
 
 def get_volume(volume_id: str) -> VolumeInfo | None:
@@ -459,8 +491,9 @@ def get_volume(volume_id: str) -> VolumeInfo | None:
     return session.run("get network volume", lambda: wire.get_volume(volume_id))
 
 
-def _volumes_named(name: str, data_center_id: str) -> list[VolumeInfo]:
-    return [v for v in list_volumes() if v.name == name and v.data_center_id == data_center_id]
+def _volumes_named(name: str, data_center_id: str, *, recent: bool = False) -> list[VolumeInfo]:
+    volumes = _volumes.recent() if recent else _volumes.fresh()
+    return [v for v in volumes if v.name == name and v.data_center_id == data_center_id]
 
 
 def find_volume_by_name(name: str, data_center_id: str) -> VolumeInfo | None:
@@ -513,7 +546,7 @@ def create_volume(name: str, size_gb: int, data_center_id: str) -> VolumeInfo:
     check_int(size_gb, "size_gb", 1)
     check_text(data_center_id, "data_center_id")
     wire = _wire()
-    existing = _volumes_named(name, data_center_id)
+    existing = _volumes_named(name, data_center_id, recent=True)
     if existing:
         return _keep_one_volume(existing)
     uncertain = False
@@ -562,12 +595,11 @@ def delete_volume(volume_id: str) -> None:
     def gone() -> bool | None:
         return False if get_volume(volume_id) is None else None
 
-    try:
+    with contextlib.suppress(RunPodNotFoundError):
         session.with_retries(
             "delete network volume", lambda: wire.delete_volume(volume_id), recover=gone
         )
-    except RunPodNotFoundError:
-        return
+    _volumes.drop(volume_id)
 
 
 # --- catalog --------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ survives, so starting the pod again brings back the same device, IPs and SSH con
 resource therefore carries its run state as the input `status`:
 - the program always asks for "running";
 - `refresh` records what RunPod reports ("stopped" for EXITED, "error" for ERROR);
-- `check` looks the pod up by its unique name and, when it is not running, turns the request
-  into `start (stopped)`. A dynamic provider cannot print to a preview, but the diff it causes
+- the program lists the account's pods once per run (`pods_by_name`, beside the catalog read of
+  coral_infra/preflight.py) and, for a machine whose pod is not running, asks for
+  `start (stopped)` instead (`requested_status`), saying so in the preview; the diff it causes
   reads as the action: `~ status: "running" => "start (stopped)"` (or `"stopped" => "start
-  (stopped)"` after a refresh), an update, never a replacement;
+  (stopped)"` after a refresh), an update, never a replacement. The pod provider's `check`
+  calls no API, so a preview costs one pod listing whatever the fleet's size;
 - the update starts the pod, waits for RUNNING and then for the bootstrap in the pod to report
   the device online on the tailnet (its log line `ONLINE_MARKER`).
 
@@ -22,7 +24,7 @@ refuses and the error says what to do (`no_free_gpu`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 from coral_infra.runpod import api, session
 
@@ -205,15 +207,28 @@ def unique_name(stack: str, hostname: str) -> str:
     return f"{hostname}-{stack}"
 
 
-def requested_status(name: str, hostname: str | None, progress: Progress = _quiet) -> str:
-    """What an `up` asks of the pod named `name`: "running", or `start (<state>)` when RunPod
-    has it stopped, which the preview shows as the diff of `status` (and `progress` says)."""
-    found = api.find_pods_by_name(name)
+def pods_by_name(names: Collection[str]) -> dict[str, tuple[api.PodInfo, ...]]:
+    """The live pods carrying each of `names` (machines' unique names), from one listing of
+    the account's pods: what a run reads once for all its machines."""
+    found: dict[str, list[api.PodInfo]] = {name: [] for name in names}
+    for pod in api.list_pods():
+        if pod.name in found:
+            found[pod.name].append(pod)
+    return {name: tuple(pods) for name, pods in found.items()}
+
+
+def requested_status(
+    found: Sequence[api.PodInfo], hostname: str | None, progress: Progress = _quiet
+) -> str:
+    """What an `up` asks of a machine's pod, given the live pods carrying its unique name:
+    "running", or `start (<state>)` when RunPod has it stopped, which the preview shows as the
+    diff of `status` (and `progress` says). Several pods with the name ask for nothing: `up`
+    keeps one of them (coral_infra/runpod/api.py)."""
     if len(found) != 1 or observed(found[0]) == RUNNING:
         return RUNNING
     pod = found[0]
     progress(
-        f"will start {hostname or name} ({observed(pod)}): pod {pod.id} is "
+        f"will start {hostname or pod.name} ({observed(pod)}): pod {pod.id} is "
         f"{pod.status or pod.desired_status}; `up` starts the same pod, and its volume brings "
         "back the same tailnet device"
     )

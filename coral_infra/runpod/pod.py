@@ -2,8 +2,8 @@
 
 Why a dynamic provider: RunPod's own Pulumi provider has no Read (no refresh, no drift), ignores
 GPU/volume changes in diff, keeps the token in the URL and env in plaintext, and retries
-nothing. This one keeps every RunPod call in `api` (imported lazily there), so check and diff
-of an unchanged stack stay offline and fast.
+nothing. This one keeps every RunPod call in `api` (imported lazily there); check and diff stay
+offline and fast.
 
 Lifecycle decisions:
 - Replace (delete first, then create: the name is unique): name, gpu_type_id, gpu_count,
@@ -11,13 +11,18 @@ Lifecycle decisions:
   host or the volume; RunPod cannot change them on a pod.
 - Update in place (REST v2 `PATCH /v2/pods/{id}`, GraphQL `podEditJob`), which resets the
   container (same pod id, host and volumes, so tailscaled state on /workspace survives): image,
-  container_disk_gb, ports, env, docker_args.
+  container_disk_gb, ports, env, bootstrap_script, docker_args.
 - Update in place with NO RunPod call: auth_key alone. The auth key only matters for the first
   login; afterwards tailscaled's persisted state on the volume authenticates the node, so a
   rotated key must never restart or replace the pod. The new value is only recorded (secret).
+- The injected bootstrap (coral_infra/bootstrap/start.sh) is an input by its digest,
+  `bootstrap_script`; this provider puts the script itself into the pod's env when it creates or
+  edits the pod, and a pod read back is compared by the digest of the script in its env. State
+  and the program hold 71 characters per pod instead of the script (tens of kilobytes).
 - Start, never replace, a stopped pod (`status`, see coral_infra/runpod/lifecycle.py): refresh
-  records it as "stopped", check turns the program's "running" into "start (stopped)", and the
-  update starts it (same pod, host, volumes and tailnet identity).
+  records it as "stopped", the program asks for "start (stopped)" when the run's one listing of
+  the account's pods finds it stopped, and the update starts it (same pod, host, volumes and
+  tailnet identity). check and diff call no API: a preview makes no RunPod call here.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
+from coral_infra import bootstrap
 from coral_infra.runpod import api, lifecycle
 from coral_infra.runpod.props import (
     changed_fields,
@@ -52,6 +58,7 @@ INPUTS = (
     "volume_mount_path",
     "ports",
     "env",
+    "bootstrap_script",
     "auth_key",
     "docker_args",
     "status",
@@ -66,12 +73,13 @@ REPLACE_ON = (
     "volume_gb",
     "volume_mount_path",
 )
-EDIT_ON = ("image", "container_disk_gb", "ports", "env", "docker_args")
+EDIT_ON = ("image", "container_disk_gb", "ports", "env", "bootstrap_script", "docker_args")
 OUTPUTS = ("pod_id", "desired_status", "machine_id", "pod_host_id", "location", "cost_per_hr")
 
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PORT_RE = re.compile(r"^([0-9]{1,5})/(tcp|http)$")
 _IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+_DIGEST_RE = re.compile(rf"^{bootstrap.DIGEST_PREFIX}[0-9a-f]{{64}}$")
 
 
 @dataclass
@@ -107,11 +115,16 @@ class PodArgs:
     """Exposed ports like ["2222/tcp", "11111/tcp"]; changing them edits the pod in place."""
     env: pulumi.Input[Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     """Extra, non-secret environment variables; changing them edits the pod in place."""
+    bootstrap_script: pulumi.Input[str] | None = None
+    """`bootstrap.script_digest()` to inject coral_infra/bootstrap/start.sh (this provider adds
+    it to the pod's env as `bootstrap.SCRIPT_ENV`), None for an image that has it; a change
+    (a new script) edits the pod in place."""
     docker_args: pulumi.Input[str] | None = None
     """Container start command override; changing it edits the pod in place."""
     status: pulumi.Input[str] = lifecycle.RUNNING
-    """The run state asked for: "running" (the only value a program sets). A stopped pod is
-    started by `up`, never replaced; preview shows that as `status: ... => "start (stopped)"`."""
+    """The run state asked for: "running", or `lifecycle.requested_status` of the pod as the
+    run found it ("start (stopped)"): a stopped pod is started by `up`, never replaced; preview
+    shows that as `status: ... => "start (stopped)"`."""
 
 
 def _check_text(
@@ -165,17 +178,29 @@ def _check_pod(news: dict[str, Any]) -> list[dyn.CheckFailure]:
             )
     _check_ports(failures, news)
     _check_env(failures, news)
+    digest = news.get("bootstrap_script")
+    if not (digest is None or is_unknown(digest) or _DIGEST_RE.match(str(digest))):
+        failures.append(
+            dyn.CheckFailure(
+                "bootstrap_script",
+                f"bootstrap_script must be {bootstrap.DIGEST_PREFIX}<64 hex digits> "
+                "(coral_infra.bootstrap.script_digest()) or unset",
+            )
+        )
     docker_args = news.get("docker_args")
     if docker_args is None:
         news["docker_args"] = ""
     elif not is_unknown(docker_args) and not isinstance(docker_args, str):
         failures.append(dyn.CheckFailure("docker_args", "docker_args must be a string"))
-    if news.get("status") is None:
+    status = news.get("status")
+    if status is None:
         news["status"] = lifecycle.RUNNING
-    elif news["status"] != lifecycle.RUNNING:
+    elif status != lifecycle.RUNNING and not lifecycle.is_start_request(status):
         failures.append(
             dyn.CheckFailure(
-                "status", f"status must be {lifecycle.RUNNING!r} (the run state asked for)"
+                "status",
+                f"status must be {lifecycle.RUNNING!r} (the run state asked for), or "
+                f"{lifecycle.start_request(lifecycle.STOPPED)!r} for a pod found stopped",
             )
         )
     return failures
@@ -229,6 +254,30 @@ def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
     return {name: whole_number(props.get(name)) for name in INPUTS}
 
 
+def _script_by_digest(props: Mapping[str, Any]) -> dict[str, Any]:
+    """`props` with a script that its env carries named by its digest instead (a pod read back
+    from RunPod, or state written when the program sent the script itself)."""
+    env = props.get("env")
+    if not isinstance(env, Mapping) or bootstrap.SCRIPT_ENV not in env:
+        return dict(props)
+    rest = {k: v for k, v in env.items() if k != bootstrap.SCRIPT_ENV}
+    script = env[bootstrap.SCRIPT_ENV]
+    digest = bootstrap.digest_of_script_env(script) if isinstance(script, str) else None
+    return {**props, "env": rest, "bootstrap_script": digest}
+
+
+def _script_env(digest: Any) -> dict[str, str]:
+    """The pod's env var carrying the script that `digest` names (none without a digest)."""
+    if digest is None:
+        return {}
+    if digest != bootstrap.script_digest():
+        raise api.InvalidValueError(
+            f"bootstrap_script {digest} is not coral_infra/bootstrap/start.sh as this provider "
+            f"has it ({bootstrap.script_digest()}): run `pulumi up` from one checkout"
+        )
+    return bootstrap.script_env()
+
+
 def _spec(props: Mapping[str, Any]) -> api.PodSpec:
     inputs = _inputs(props)
     return api.PodSpec(
@@ -243,7 +292,11 @@ def _spec(props: Mapping[str, Any]) -> api.PodSpec:
         network_volume_id=inputs["network_volume_id"],
         volume_mount_path=inputs["volume_mount_path"],
         ports=tuple(inputs["ports"] or ()),
-        env={**(inputs["env"] or {}), api.AUTH_KEY_ENV: inputs["auth_key"]},
+        env={
+            **(inputs["env"] or {}),
+            **_script_env(inputs["bootstrap_script"]),
+            api.AUTH_KEY_ENV: inputs["auth_key"],
+        },
         docker_args=inputs["docker_args"] or "",
     )
 
@@ -267,19 +320,14 @@ class PodProvider(dyn.ResourceProvider):
     def configure(self, req: dyn.ConfigureRequest) -> None:
         api.configure_from_stack(req.config)
 
-    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
-        """Validate; for a pod that exists, ask for a start when RunPod has it stopped."""
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        """Validate, offline: the program found out whether the pod runs (lifecycle)."""
         inputs = _inputs(news)
-        failures = _check_pod(inputs)
-        if olds and not failures and isinstance(inputs["name"], str):
-            env = inputs["env"] if isinstance(inputs["env"], dict) else {}
-            hostname = env.get(lifecycle.HOSTNAME_ENV)
-            name = hostname if isinstance(hostname, str) else None
-            inputs["status"] = _requested_status(inputs["name"], name)
-        return dyn.CheckResult(inputs, failures)
+        return dyn.CheckResult(inputs, _check_pod(inputs))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """Replace on host/volume fields; update on the rest, or to start a stopped pod."""
+        olds = _script_by_digest(olds)
         replaces = changed_fields(olds, news, REPLACE_ON)
         fields = tuple(name for name in INPUTS if name != "status")
         changes = changed_fields(olds, news, fields) or _start_needed(olds, news)
@@ -338,8 +386,10 @@ class PodProvider(dyn.ResourceProvider):
             "network_volume_id": pod.network_volume_id,
             "ports": list(pod.ports),
             "env": pod.env,
+            "bootstrap_script": None,
             "docker_args": pod.docker_args,
         }
+        live = _script_by_digest(live)
         if pod.gpu_type_id:
             live["gpu_type_id"] = pod.gpu_type_id
         if pod.volume_mount_path:
@@ -350,6 +400,7 @@ class PodProvider(dyn.ResourceProvider):
         """Edit the pod and/or start it when stopped; when only the auth key changed, record
         it with no API call."""
         inputs = _inputs(news)
+        olds = _script_by_digest(olds)
         edit = bool(changed_fields(olds, news, EDIT_ON))
         if not edit and not _start_needed(olds, news):
             recorded = {k: olds.get(k) for k in OUTPUTS}
@@ -377,16 +428,6 @@ class PodProvider(dyn.ResourceProvider):
         api.terminate_pod(id_)
         for pod in api.find_pods_by_name(str(props.get("name"))):
             api.terminate_pod(pod.id)
-
-
-def _requested_status(name: str, hostname: str | None) -> str:
-    """ "running", or `start (<state>)` when RunPod has the pod not running (lifecycle). A failed
-    lookup asks for nothing: a refresh records the pod's state anyway."""
-    try:
-        return lifecycle.requested_status(name, hostname, progress=api.log.warning)
-    except api.RunPodError as exc:
-        api.log.warning(f"the run state of pod {name!r} could not be read: {exc}")
-        return lifecycle.RUNNING
 
 
 def _start_needed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> bool:

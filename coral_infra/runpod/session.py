@@ -81,6 +81,9 @@ class Timing:
     start_deadline: float = 900.0
     """Seconds a new or edited pod has to reach RUNNING (engine timeouts do not reach
     dynamic providers, so the deadline lives here)."""
+    listing_ttl: float = 15.0
+    """Seconds a provider process reuses its listing of the account's pods or volumes for a
+    create's lookup by name (coral_infra/runpod/listing.py)."""
     log_idle: float = 2.0
     """Seconds without a new log line after which the pod's log stream counts as read."""
     online_deadline: float = 300.0

@@ -22,6 +22,7 @@ FAST = api.Timing(
     poll_interval=0.01,
     start_deadline=0.3,
     log_idle=0.3,
+    listing_ttl=0.0,  # every lookup lists: a test's out-of-band pods are seen at once
 )
 
 # GPU types the stand-in does not offer by default, but the prod stack names (RunPod has them).
@@ -102,3 +103,25 @@ def pod_props(**overrides: Any) -> dict[str, Any]:
     }
     props.update(overrides)
     return props
+
+
+def pod_spec(**overrides: Any) -> api.PodSpec:
+    """What the adapter sends for `pod_props()` (without the auth key), for calls made around
+    the providers (a pod made or edited out of band)."""
+    fields: dict[str, Any] = {
+        "name": "coral-machine-test",
+        "image": "ghcr.io/coral/machine:1.0",
+        "gpu_type_id": "NVIDIA GeForce RTX 4090",
+        "gpu_count": 1,
+        "cloud_type": "SECURE",
+        "data_center_id": "EU-RO-1",
+        "container_disk_gb": 20,
+        "volume_gb": 10,
+        "network_volume_id": None,
+        "volume_mount_path": "/workspace",
+        "ports": ("2222/tcp", "11111/tcp"),
+        "env": {"CORAL_HOSTNAME": "coral-machine"},
+        "docker_args": "",
+    }
+    fields.update(overrides)
+    return api.PodSpec(**fields)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
+import pytest
+
+from coral_infra.runpod import session
 from coral_infra.runpod.pod import PodProvider
 from coral_infra.runpod.volume import NetworkVolumeProvider
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import pod_props
+from tests.runpod.helpers import FAST, pod_props
 
 
 def ops(standin: RunPodStandin) -> Counter[str]:
@@ -89,3 +95,60 @@ def test_volume_call_counts(standin: RunPodStandin, wire: str) -> None:
     assert ops(standin) == calls["update"]
     provider.delete(created.id, {})
     assert ops(standin) == calls["delete"]
+
+
+FLEET_CREATES = {
+    "graphql": {"gpuTypes": 1, "myself": 1, "podFindAndDeployOnDemand": 5, "pod": 5},
+    "v2": {"listGpuTypes": 1, "listPods": 1, "createPod": 5, "getPod": 5},
+}
+
+
+def test_a_fleets_creates_list_the_pods_and_check_the_gpu_type_once(
+    standin: RunPodStandin, wire: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One provider process per deployment creates every pod, several at once: one listing for
+    every create's lookup by name, one GPU type check (coral_infra/runpod/listing.py)."""
+    monkeypatch.setattr(session, "timing", replace(FAST, listing_ttl=60.0))
+    provider = PodProvider()
+    with ThreadPoolExecutor(max_workers=5) as engine:
+        names = [f"coral-m{index}-test" for index in range(5)]
+        list(engine.map(lambda name: provider.create(pod_props(name=name)), names))
+    assert ops(standin) == FLEET_CREATES[wire]
+    assert len(standin.pods()) == 5
+
+
+def test_the_listing_is_not_reused_past_its_time(
+    standin: RunPodStandin, wire: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "timing", replace(FAST, listing_ttl=0.2))
+    provider = PodProvider()
+    provider.create(pod_props(name="coral-m0-test"))
+    time.sleep(0.3)
+    provider.create(pod_props(name="coral-m1-test"))
+    listed = {"graphql": "myself", "v2": "listPods"}[wire]
+    assert ops(standin)[listed] == 2
+
+
+def test_a_replaced_pod_is_created_anew_not_adopted_from_the_listing(
+    standin: RunPodStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replacement deletes the pod, then creates one with the same name in the same process:
+    the listing no longer holds the pod it terminated."""
+    monkeypatch.setattr(session, "timing", replace(FAST, listing_ttl=60.0))
+    provider = PodProvider()
+    first = provider.create(pod_props())
+    provider.delete(first.id, first.outs or {})
+    second = provider.create(pod_props(image="ghcr.io/coral/machine:2"))
+    assert second.id != first.id
+    assert [p.id for p in standin.pods()] == [second.id]
+
+
+def test_a_fleets_volumes_list_the_volumes_once(
+    standin: RunPodStandin, wire: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "timing", replace(FAST, listing_ttl=60.0))
+    provider = NetworkVolumeProvider()
+    for index in range(3):
+        provider.create({"name": f"w{index}", "data_center_id": "EU-RO-1", "size_gb": 10})
+    listed = {"graphql": "myself", "v2": "listNetworkVolumes"}[wire]
+    assert ops(standin) == {listed: 1, "createNetworkVolume": 3}

@@ -18,7 +18,7 @@ import pytest
 from coral_infra.runpod import api, session
 from coral_infra.runpod.pod import PodProvider
 from standins.runpod_api import RunPodStandin
-from tests.runpod.helpers import API_KEY, AUTH_KEY, count, op, pod_props
+from tests.runpod.helpers import API_KEY, AUTH_KEY, count, op, pod_props, pod_spec
 
 
 def assert_only_tracked(standin: RunPodStandin, tracked_id: str | None) -> None:
@@ -146,7 +146,7 @@ def test_destroy_terminates_a_late_duplicate_carrying_the_stack_name(
 def test_several_pods_with_the_stack_name_keep_one_and_say_so(
     standin: RunPodStandin, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spec = api.PodSpec(**{**_spec_fields(), "name": "coral-machine-test"})
+    spec = _spec()
     wire = api._wire()
     ids = {wire.create_pod(spec, "EU-RO-1", "SECURE") for _ in range(3)}  # behind the adapter
     with caplog.at_level(logging.WARNING, logger="coral_infra.runpod"):
@@ -165,8 +165,8 @@ def fail_lookups_after_the_first(
     returned function makes RunPod answer again."""
     real = getattr(api, lookup)
 
-    def then_fail(*args: object) -> object:
-        found = real(*args)
+    def then_fail(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)
         standin.inject(op(step), "server_error", times=1000)
         return found
 
@@ -185,13 +185,13 @@ def test_a_lookup_that_keeps_failing_names_the_pod_that_may_exist(
     standin.inject(op("create"), "lost_response")
     answer_again = fail_lookups_after_the_first(standin, monkeypatch, "find_pods_by_name", "list")
     with pytest.raises(api.RunPodUnavailableError) as caught:
-        api.create_pod(api.PodSpec(**_spec_fields()))
+        api.create_pod(_spec())
     message = str(caught.value)
     assert "may have created a pod named 'coral-machine-test'" in message
     assert "the next `pulumi up` finds it by that name and adopts it" in message
     # ... and so it does, once RunPod answers again: still one pod, still one create.
     answer_again()
-    again = api.create_pod(api.PodSpec(**_spec_fields()))
+    again = api.create_pod(_spec())
     assert again.adopted is not None
     assert_only_tracked(standin, again.id)
     assert count(standin, "create") == 1
@@ -367,19 +367,5 @@ def test_missing_api_key_names_the_config_key(standin: RunPodStandin) -> None:
         api.list_pods()
 
 
-def _spec_fields() -> dict[str, object]:
-    return {
-        "name": "coral-machine-test",
-        "image": "ghcr.io/coral/machine:1.0",
-        "gpu_type_id": "NVIDIA GeForce RTX 4090",
-        "gpu_count": 1,
-        "cloud_type": "SECURE",
-        "data_center_id": "EU-RO-1",
-        "container_disk_gb": 20,
-        "volume_gb": 10,
-        "network_volume_id": None,
-        "volume_mount_path": "/workspace",
-        "ports": (),
-        "env": {api.AUTH_KEY_ENV: AUTH_KEY},
-        "docker_args": "",
-    }
+def _spec() -> api.PodSpec:
+    return pod_spec(ports=(), env={api.AUTH_KEY_ENV: AUTH_KEY})

@@ -42,12 +42,12 @@ def test_releasing_the_name_terminates_a_pod_a_failed_create_left_untracked(
     standin.inject(op("create"), "lost_response")
     real = api.find_pods_by_name
 
-    def then_fail(name: str) -> list[api.PodInfo]:
-        found = real(name)
+    def then_fail(name: str, *, recent: bool = False) -> list[api.PodInfo]:
+        found = real(name, recent=recent)
         monkeypatch.setattr(api, "find_pods_by_name", failing)
         return found
 
-    def failing(name: str) -> list[api.PodInfo]:
+    def failing(name: str, *, recent: bool = False) -> list[api.PodInfo]:
         raise api.RunPodUnavailableError("RunPod API unavailable for list pods")
 
     monkeypatch.setattr(api, "find_pods_by_name", then_fail)

@@ -142,14 +142,16 @@ def test_import_and_diff_do_not_import_the_runpod_sdk(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("wire", ["v2", "graphql"])
 def test_the_rest_v2_path_never_imports_the_runpod_sdk(tmp_path: Path, wire: str) -> None:
-    """A whole pod and volume life over REST v2 in a fresh interpreter: no `runpod` module is
-    ever imported, so deleting coral_infra/runpod/graphql.py (and the SDK) changes nothing.
+    """A whole pod and volume life over REST v2, and the program's own RunPod reads (the
+    catalog, the pods' run states), in a fresh interpreter: no `runpod` module is ever imported,
+    so deleting coral_infra/runpod/graphql.py (and the SDK) changes nothing.
     (The same life over GraphQL does import it: the check can fail.)"""
     script = textwrap.dedent(
         """
         import os, sys
         from dataclasses import replace
-        from coral_infra.runpod import api, session
+        import coral_infra.machine, coral_infra.preflight, coral_infra.tailnet  # the program's
+        from coral_infra.runpod import api, lifecycle, session
         from coral_infra.runpod.pod import PodProvider
         from coral_infra.runpod.volume import NetworkVolumeProvider
         from standins.runpod_api import RunPodStandin
@@ -170,6 +172,7 @@ def test_the_rest_v2_path_never_imports_the_runpod_sdk(tmp_path: Path, wire: str
             api.resume_pod(pod.id, 1)
             api.pod_log(pod.id)
             api.get_catalog(["SECURE"])
+            lifecycle.pods_by_name([pod.outs["name"]])  # the program's one listing
             PodProvider().delete(pod.id, pod.outs)
             NetworkVolumeProvider().delete(volume.id, {})
             assert standin.pods() == [] and standin.volumes() == []

@@ -1,7 +1,8 @@
 """Stopped is a state, not drift (coral_infra/runpod/lifecycle.py): refresh records a stopped
-pod as stopped, check asks for a start, diff plans an update (never a replacement), the update
-starts the same pod; a host without free GPUs gets an error that says what to do. On both wire
-formats; the online wait runs against pods that really run (standins/pod_runtime.py)."""
+pod as stopped, the run's one listing of RunPod's pods asks for a start, diff plans an update
+(never a replacement), the update starts the same pod; a host without free GPUs gets an error
+that says what to do. On both wire formats; the online wait runs against pods that really run
+(standins/pod_runtime.py). The program's side (the listing, the warning): tests/test_program.py."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ import pytest
 from coral_infra.runpod import api, lifecycle, session
 from coral_infra.runpod.pod import PodProvider
 from standins.pod_runtime import PodRuntime, PodRuntimeError
+from standins.runpod_account import PodSpec
 from standins.runpod_api import RunPodStandin
 from tests.runpod.conftest import serve
-from tests.runpod.helpers import API_KEY, FAST, count, op, pod_props
+from tests.runpod.helpers import API_KEY, FAST, count, pod_props
+
+GPU = "NVIDIA GeForce RTX 4090"
 
 
 def created_and_stopped(standin: RunPodStandin, **props: Any) -> tuple[str, dict[str, Any]]:
@@ -47,46 +51,60 @@ def test_refresh_records_a_stopped_pod_as_stopped_and_plans_a_start(
     assert (diff.changes, diff.replaces) == (True, [])
 
 
-def test_check_turns_the_request_into_a_start_when_runpod_has_the_pod_stopped(
-    standin: RunPodStandin, caplog: pytest.LogCaptureFixture
+def test_one_listing_asks_for_a_start_of_each_pod_runpod_has_stopped(
+    standin: RunPodStandin,
 ) -> None:
-    props = pod_props(env={"TS_HOSTNAME": "coral-machine"})
-    created = PodProvider().create(props)
-    state = created.outs or {}
+    running = PodProvider().create(pod_props(name="coral-a-test")).id
+    stopped = PodProvider().create(pod_props(name="coral-b-test")).id
+    api.stop_pod(stopped)
     standin.reset_calls()
-    assert PodProvider().check(state, props).inputs["status"] == "running"
+    found = lifecycle.pods_by_name(["coral-a-test", "coral-b-test", "coral-c-test"])
     assert count(standin, "list") == 1 and len(standin.calls) == 1  # the README's count
-    api.stop_pod(created.id)
-    checked = PodProvider().check(state, props)
-    assert checked.failures == []
-    assert checked.inputs["status"] == "start (stopped)"
-    diff = PodProvider().diff(created.id, state, checked.inputs)
+    assert [p.id for p in found["coral-a-test"]] == [running]
+    assert found["coral-c-test"] == ()
+    said: list[str] = []
+    assert lifecycle.requested_status(found["coral-a-test"], "coral-a", said.append) == "running"
+    assert lifecycle.requested_status(found["coral-c-test"], "coral-c", said.append) == "running"
+    asked = lifecycle.requested_status(found["coral-b-test"], "coral-b", said.append)
+    assert asked == "start (stopped)" and said == [
+        f"will start coral-b (stopped): pod {stopped} is EXITED; `up` starts the same pod, and "
+        "its volume brings back the same tailnet device"
+    ]
+    state = PodProvider().read(stopped, pod_props(name="coral-b-test")).outs or {}
+    checked = PodProvider().check(state, {**pod_props(name="coral-b-test"), "status": asked})
+    assert checked.failures == [] and checked.inputs["status"] == "start (stopped)"
+    diff = PodProvider().diff(stopped, {**state, "status": "running"}, checked.inputs)
     assert (diff.changes, diff.replaces) == (True, [])
-    # What the preview prints besides the diff (the provider's stderr, shown by the engine).
-    assert f"will start coral-machine (stopped): pod {created.id} is " in caplog.text
 
 
-def test_check_asks_for_nothing_when_runpod_cannot_be_read(
-    standin: RunPodStandin, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_several_pods_with_the_name_ask_for_nothing(standin: RunPodStandin) -> None:
+    """`up` keeps one of them (api.create_pod); the listing does not pick one to start."""
+    first = PodProvider().create(pod_props()).id
+    # A duplicate left by a create RunPod applied twice.
+    standin.create_pod(PodSpec("coral-machine-test", "ghcr.io/coral/machine:1.0", GPU))
+    api.stop_pod(first)
+    found = lifecycle.pods_by_name(["coral-machine-test"])["coral-machine-test"]
+    assert len(found) == 2
+    assert lifecycle.requested_status(found, "coral-machine") == "running"
+
+
+def test_check_calls_no_api(standin: RunPodStandin) -> None:
     created = PodProvider().create(pod_props())
     api.stop_pod(created.id)
-    standin.inject(op("list"), "server_error", times=10)
-    checked = PodProvider().check(created.outs or {}, pod_props())
-    assert checked.failures == [] and checked.inputs["status"] == "running"
-    assert "the run state of pod 'coral-machine-test' could not be read" in caplog.text
-
-
-def test_check_of_a_new_pod_calls_no_api(standin: RunPodStandin) -> None:
     standin.reset_calls()
     assert PodProvider().check({}, pod_props()).inputs["status"] == "running"
+    assert PodProvider().check(created.outs or {}, pod_props()).inputs["status"] == "running"
     assert standin.calls == []
 
 
 def test_check_refuses_any_other_requested_status() -> None:
     failures = PodProvider().check({}, pod_props(status="stopped")).failures
     assert [(f.property, f.reason) for f in failures] == [
-        ("status", "status must be 'running' (the run state asked for)")
+        (
+            "status",
+            "status must be 'running' (the run state asked for), or 'start (stopped)' for a "
+            "pod found stopped",
+        )
     ]
 
 

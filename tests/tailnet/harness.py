@@ -38,9 +38,12 @@ class TailnetMocks(Mocks):
         self,
         live_policy: dict[str, Any] | None = None,
         devices: list[dict[str, Any]] | None = None,
+        joining: list[dict[str, Any]] | None = None,
     ) -> None:
         self.live_policy = live_policy or {}
         self.devices = devices or []
+        self.joining = joining or []
+        """Devices not in the tailnet's list yet, that getDevice's wait finds (still joining)."""
         self.resources: list[MockResourceArgs] = []
         self.calls: list[MockCallArgs] = []
 
@@ -58,7 +61,7 @@ class TailnetMocks(Mocks):
             return {"id": "acl", "json": text, "hujson": text}, []
         if args.token == GET_DEVICE:
             wanted = args.args.get("hostname")
-            match = next(d for d in self.devices if d["hostname"] == wanted)
+            match = next(d for d in self.devices + self.joining if d["hostname"] == wanted)
             return match, []
         if args.token == GET_DEVICES:
             prefix = args.args.get("namePrefix", "")

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from coral_infra.device import Device, DeviceArgs, StaleDeviceError
+from coral_infra.device import Device, DeviceArgs, StaleDeviceError, TailnetDevices
 from coral_infra.policy import PolicyError, RenderedPolicy, environment_rules, policy_for_stack
 from coral_infra.preflight import OwnerView
 from coral_infra.settings import Settings, load_stack, parse_settings
@@ -245,6 +245,7 @@ def device_program(found_hostname: str = "coral-machine", pod_id: str | None = "
             "device",
             DeviceArgs(
                 hostname=found_hostname,
+                devices=TailnetDevices(),
                 machine_tag="tag:coral-machine",
                 wait_for="5m",
                 joined_after=joined_after,
@@ -267,10 +268,7 @@ def test_device_is_looked_up_then_pinned() -> None:
     mocks = TailnetMocks(devices=[device("coral-machine", "nABC123CNTRL"), device("other", "n2")])
     collected, _ = run(mocks, device_program(), stack="prod")
 
-    assert [(c.token, c.args) for c in mocks.calls] == [
-        (GET_DEVICE, {"hostname": "coral-machine", "waitFor": "5m"}),
-        (GET_DEVICES, {"namePrefix": "coral-machine"}),
-    ]
+    assert [(c.token, c.args) for c in mocks.calls] == [(GET_DEVICES, {})]
     assert mocks.one("tailscale:index/deviceKey:DeviceKey") == {
         "deviceId": "nABC123CNTRL",
         "keyExpiryDisabled": True,
@@ -312,10 +310,7 @@ def test_device_of_an_existing_pod_is_looked_up_in_preview() -> None:
     """So that previewing an unchanged stack plans no change to the device settings."""
     mocks = TailnetMocks(devices=[device("coral-machine", "nABC123CNTRL")])
     collected, _ = run(mocks, device_program(), stack="prod", preview=True)
-    assert [c.token for c in mocks.calls] == [
-        "tailscale:index/getDevice:getDevice",
-        "tailscale:index/getDevices:getDevices",
-    ]
+    assert [c.token for c in mocks.calls] == [GET_DEVICES]
     assert collected["id"][:2] == ("nABC123CNTRL", True)
 
 
@@ -336,3 +331,76 @@ def test_prod_and_dev_rules_in_the_rendered_policy_match_what_dev_checks() -> No
     dev_rules = environment_rules(load_stack("dev").tailnet)
     assert dev_rules["ssh"][0] in live["ssh"]
     assert dev_rules["acls"][0] in live["acls"]
+
+
+def test_a_device_still_joining_is_waited_for_on_its_own() -> None:
+    """A pod this run created may not have joined when the run lists the tailnet."""
+    mocks = TailnetMocks(devices=[device("other", "n2")], joining=[device("coral-machine", "nJ")])
+    collected, _ = run(mocks, device_program(), stack="prod")
+    assert [(c.token, c.args) for c in mocks.calls] == [
+        (GET_DEVICES, {}),
+        (GET_DEVICE, {"hostname": "coral-machine", "waitFor": "5m"}),
+    ]
+    assert collected["id"][0] == "nJ"
+
+
+def test_a_joining_device_that_got_another_name_is_refused() -> None:
+    """A device renamed in the admin console kept the name: the pod joins as `<name>-1`."""
+    holder = device("coral-machine", "nOLD", hostname="old-box")
+    joined = device("coral-machine-1", "nNEW", hostname="coral-machine")
+    mocks = TailnetMocks(devices=[holder], joining=[joined])
+    with pytest.raises(Exception) as error:
+        run(mocks, device_program(), stack="prod")
+    message = str(raised(StaleDeviceError, error.value))
+    assert "'coral-machine-1.tail1234.ts.net' (id nNEW)" in message
+    assert "coral-machine.tail1234.ts.net (id nOLD" in message
+
+
+def test_every_machine_shares_one_list_taken_after_every_pod_exists() -> None:
+    """Three machines, one pod still being created: one getDevices, after that pod exists."""
+    names = ("m0", "m1", "m2")
+    mocks = TailnetMocks(devices=[device(n, f"n{i}") for i, n in enumerate(names)])
+    events: list[str] = []
+
+    def program() -> Any:
+        loop = asyncio.get_event_loop()
+        late: asyncio.Future[Any] = loop.create_future()
+        known: asyncio.Future[bool] = loop.create_future()
+        known.set_result(True)
+
+        def created() -> None:
+            events.append("pod m2 created")
+            late.set_result("pod-m2")
+
+        loop.call_later(0.2, created)
+        pods: list[pulumi.Input[str]] = ["pod-m0", "pod-m1", pulumi.Output(set(), late, known)]
+        devices = TailnetDevices()
+        components = [
+            Device(
+                f"{name}-device",
+                DeviceArgs(
+                    hostname=name,
+                    devices=devices,
+                    machine_tag="tag:coral-machine",
+                    wait_for="5m",
+                    joined_after=pod,
+                ),
+            )
+            for name, pod in zip(names, pods, strict=True)
+        ]
+
+        async def collect() -> dict[str, Any]:
+            return {c._name: await c.device_id.future() for c in components}
+
+        return collect()
+
+    original = mocks.call
+
+    def call(args: Any) -> Any:
+        events.append(args.token)
+        return original(args)
+
+    mocks.call = call  # type: ignore[method-assign]
+    collected, _ = run(mocks, program, stack="prod")
+    assert events == ["pod m2 created", GET_DEVICES]
+    assert collected == {"m0-device": "n0", "m1-device": "n1", "m2-device": "n2"}

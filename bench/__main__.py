@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench [--quick] [--only bench.engine ...]
 
-Modules are imported one at a time, when their turn comes: one that cannot be imported or has
-no `run(*, quick)` is reported as such and the suite goes on; the exit status is 1 then, or
-when a benchmark fails. A goal that is missed is part of a report, not a failure.
+Modules are imported one at a time, when their turn comes: one that cannot be imported (a
+missing tool) or fails is reported as such and the suite goes on; the exit status is 1 then.
+A goal that is missed is part of a report, not a failure.
 """
 
 from __future__ import annotations
@@ -51,11 +51,8 @@ def run_one(name: str, quick: bool) -> tuple[str, bool]:
         module = importlib.import_module(name)
     except Exception as error:
         return f"{name}: cannot be imported ({type(error).__name__}: {error}): skipped", False
-    run = getattr(module, "run", None)
-    if not callable(run):
-        return f"{name}: has no run(*, quick) yet: skipped", False
     try:
-        return str(run(quick=quick)), True
+        return str(module.run(quick=quick)), True
     except Exception:
         return f"{name}: failed:\n{traceback.format_exc()}", False
 

@@ -23,6 +23,7 @@ as in tailscale.com/client/tailscale/v2, which that provider uses):
 
 A delete that fails reports the provider's own diagnostic, "summary: detail", as the bridge
 does; only TailnetKey's delete ignores a 404 (a device gone fails DeviceKey's and DeviceTags').
+The calls themselves and those diagnostics are in standins/tailscale_api_client.py.
 
 docs/tailscale-api-conformance.md compares each with the real provider's source.
 
@@ -33,15 +34,12 @@ real provider. The API key is sent as HTTP Basic `<key>:` and never written to o
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +50,13 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from coral_infra import hujson
 from standins.plugin_server import serve_plugin
+from standins.tailscale_api_client import (
+    DEFAULT_BASE_URL,
+    ApiError,
+    Client,
+    Diagnostic,
+    delete_failed,
+)
 
 VERSION = "0.29.2"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -59,8 +64,6 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # How the engine marks a secret value inside a Struct (sdk/go/common/resource/sig).
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
-DEFAULT_BASE_URL = "https://api.tailscale.com"
-HTTP_TIMEOUT_S = 30.0
 DEFAULT_EXPIRY_S = 90 * 86_400
 DESCRIPTION = re.compile(r"^[a-zA-Z0-9 -]{0,50}$")
 # The getDevice/getDevices result fields (pulumi_tailscale.GetDeviceResult).
@@ -72,98 +75,12 @@ DEVICE_FIELDS = (
 )
 
 
-class ApiError(RuntimeError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{message} ({status})")
-        self.status = status
-
-
-class Diagnostic(RuntimeError):
-    """A Terraform error diagnostic as pulumi-terraform-bridge turns it into the operation's
-    error (pkg/pf/tfbridge/provider_diagnostics.go, processDiagnostics): "summary: detail"."""
-
-    def __init__(self, summary: str, detail: str) -> None:
-        super().__init__(summary if summary == detail else f"{summary}: {detail}")
-
-
-def _go_quoted(value: str) -> str:
-    """Go's `%q` of a framework types.String, whose String() is already quoted."""
-    return json.dumps(json.dumps(value))
-
-
-# resource_*.go Delete: the diagnostic (summary, detail) each resource reports when its call
-# fails; `{id}` is the device id, `{quoted}` the key id as `%q` prints it.
-DELETE_FAILED = {
-    "acl:Acl": ("Failed to reset ACL", "{error}"),
-    "TailnetKey": ("Failed to delete key", "Error deleting tailnet key with id {quoted}: {error}"),
-    "DeviceKey": (
-        "Failed to update device key",
-        "Failed to update key for device with ID {id}: {error}",
-    ),
-    "DeviceTags": (
-        "Failed to delete device tags",
-        "Failed to delete tags for device with ID {id}: {error}",
-    ),
-    "DnsPreferences": ("Failed to set DNS preferences", "Failed to set DNS preferences: {error}"),
-}
-
-
 def should_recreate_if_invalid(reusable: bool, recreate_if_invalid: str) -> bool:
     """resource_tailnet_key.go shouldRecreateIfInvalid: `always`, `never`, or, unset, only a
     reusable key (a used single-use key is expected to be invalid)."""
     if recreate_if_invalid in ("always", "never"):
         return recreate_if_invalid == "always"
     return reusable
-
-
-@dataclass
-class Client:
-    base_url: str
-    tailnet: str
-    api_key: str
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-        raw: bool = False,
-    ) -> Any:
-        url = f"{self.base_url.rstrip('/')}/api/v2/{path}"
-        data: bytes | None = None
-        request_headers = {"Accept": "application/json", **(headers or {})}
-        if isinstance(body, str):
-            data = body.encode()
-            request_headers.setdefault("Content-Type", "application/hujson")
-        elif body is not None:
-            data = json.dumps(body).encode()
-            request_headers["Content-Type"] = "application/json"
-        token = base64.b64encode(f"{self.api_key}:".encode()).decode()
-        request_headers["Authorization"] = f"Basic {token}"
-        request = urllib.request.Request(url, data=data, method=method, headers=request_headers)
-        try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
-                text = response.read().decode()
-        except urllib.error.HTTPError as error:
-            payload = error.read().decode(errors="replace")
-            try:
-                message = json.loads(payload).get("message") or payload
-            except (json.JSONDecodeError, AttributeError):
-                message = payload
-            raise ApiError(error.code, str(message)) from None
-        if raw:
-            return text
-        return json.loads(text) if text.strip() else None
-
-    def policy_text(self) -> str:
-        """The policy file as HuJSON, as the client's PolicyFile().Raw asks for it."""
-        headers = {"Accept": "application/hujson"}
-        return str(self.call("GET", self.tailnet_path("acl"), headers=headers, raw=True))
-
-    def tailnet_path(self, *parts: str) -> str:
-        return "/".join(["tailnet", urllib.parse.quote(self.tailnet, safe=""), *parts])
 
 
 def _to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
@@ -551,9 +468,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         except ApiError as error:
             if token.endswith("TailnetKey") and error.status == 404:
                 return
-            summary, detail = next(v for k, v in DELETE_FAILED.items() if token.endswith(k))
-            detail = detail.format(id=device_id, quoted=_go_quoted(resource_id), error=error)
-            raise Diagnostic(summary, detail) from None
+            raise delete_failed(token, resource_id, device_id, error) from None
 
     # ----------------------------------------------------------------------------- invokes
 

@@ -8,14 +8,16 @@ with `coral:runpod: {api: graphql}` until RunPod switches it off; that day the f
 Both are imported on the first API call only, so check/diff of an unchanged stack stay offline.
 
 This is the one module the providers import: the records it takes and gives (`model`), its
-errors, configuration and retries (`session`) are re-exported here. What must hold whichever
-wire format is used lives here too:
+errors, configuration and retries (`session`) and the network-volume operations
+(`network_volumes`) are re-exported here. What must hold whichever wire format is used lives
+here for pods, and in `network_volumes` for volumes:
 - Values are checked before anything is sent (ids, enums, integers, ports); each wire format
   then encodes them safely (JSON bodies, or escaped GraphQL literals). No error text holds the
   API key or an auth key (`session.redact`), and transient failures are retried within bounds.
 - A create whose outcome is unknown is never blindly sent again: the unique name is looked up
   over a grace period long enough for a late-applied request to appear. When several pods or
-  volumes carry the name, one is kept, the extras are removed, and a warning says so.
+  volumes carry the name, one is kept, the extras are removed, and a warning says so
+  (`lost_creates`, shared by both).
 - A terminate answered with an error that may hide success (RunPod's generic "Something went
   wrong" for a pod that is already gone) is checked with a read before it counts as an outage.
 - A provider process lists the account's pods (volumes) once for all its creates' lookups by
@@ -25,15 +27,13 @@ wire format is used lives here too:
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import TypeVar, cast
+from collections.abc import Sequence
 
 from coral_infra.runpod import listing, session
+from coral_infra.runpod.lost_creates import await_late, log, may_exist, warn
 from coral_infra.runpod.model import (
     Catalog,
     CreatedPod,
@@ -43,6 +43,14 @@ from coral_infra.runpod.model import (
     PodSpec,
     VolumeInfo,
     WireFormat,
+)
+from coral_infra.runpod.network_volumes import (
+    create_volume,
+    delete_volume,
+    find_volume_by_name,
+    get_volume,
+    list_volumes,
+    update_volume,
 )
 from coral_infra.runpod.session import (
     API_CONFIG,
@@ -128,6 +136,7 @@ __all__ = [
     "has_key",
     "list_pods",
     "list_volumes",
+    "log",
     "log_excerpt",
     "matches",
     "pod_log",
@@ -144,13 +153,6 @@ __all__ = [
 CLOUD_TYPES = ("SECURE", "COMMUNITY", "ALL")
 POD_LOG_LINES = 50
 _PORT_RE = re.compile(r"^([0-9]{1,5})/(tcp|http)$")
-
-T = TypeVar("T")
-log = logging.getLogger("coral_infra.runpod")
-
-
-def _wire() -> WireFormat:
-    return cast(WireFormat, session.import_module(WIRE_FORMATS[session._credentials.api]))
 
 
 def _check_spec(spec: PodSpec) -> None:
@@ -174,56 +176,26 @@ def _check_spec(spec: PodSpec) -> None:
     session.remember_secret(spec.env.get(AUTH_KEY_ENV) or "")
 
 
-def _warn(message: str) -> str:
-    log.warning(message)
-    return message
-
-
-def _await_late(lookup: Callable[[], list[T]]) -> list[T]:
-    """Look up over the lookup grace period until something appears (a late-applied create)."""
-    deadline = time.monotonic() + session.timing.lookup_grace
-    while True:
-        found = lookup()
-        if found or time.monotonic() + session.timing.lookup_interval > deadline:
-            return found
-        time.sleep(session.timing.lookup_interval)
-
-
-def _may_exist(what: str, name: str, where: str = "") -> str:
-    return (
-        f"RunPod may have created a {what} named {name!r}{where} from a request whose answer "
-        "was lost; it is not in the stack's state: the next `pulumi up` finds it by that name "
-        "and adopts it"
-    )
-
-
 # --- pods -----------------------------------------------------------------------------------
 
 
 def get_pod(pod_id: str) -> PodInfo | None:
     """The pod, or None when RunPod no longer has it (not found or TERMINATED)."""
     check_id(pod_id, "pod id")
-    wire = _wire()
+    wire = session.wire()
     return session.run("get pod", lambda: wire.get_pod(pod_id))
-
-
-def _list_pods() -> list[PodInfo]:
-    wire = _wire()
-    return session.run("list pods", wire.list_pods)
-
-
-_pods = listing.Listing(_list_pods)
 
 
 def list_pods() -> list[PodInfo]:
     """All live pods of the account (terminated ones excluded), listed now."""
-    return _pods.fresh()
+    return listing.pods.fresh()
 
 
 def find_pods_by_name(name: str, *, recent: bool = False) -> list[PodInfo]:
     """Live pods carrying `name`: how a pod whose id was lost is found again. `recent`: from
     this process's recent listing (a create's lookup, see `listing`), else listed now."""
-    return [pod for pod in (_pods.recent() if recent else _pods.fresh()) if pod.name == name]
+    pods = listing.pods.recent() if recent else listing.pods.fresh()
+    return [pod for pod in pods if pod.name == name]
 
 
 def find_pod_by_name(name: str) -> PodInfo | None:
@@ -269,7 +241,7 @@ def _keep_one_pod(
             f"pods {', '.join(others)} also carry the name {spec.name!r} but another image or "
             "GPU type: left as they are; terminate or rename them in the RunPod console"
         )
-    return kept, tuple(_warn(note) for note in notes)
+    return kept, tuple(warn(note) for note in notes)
 
 
 _gpu_types_checked: set[tuple[str, str, str, int, str]] = set()
@@ -286,7 +258,7 @@ def create_pod(spec: PodSpec) -> CreatedPod:
     see `wait_for_pod`.
     """
     _check_spec(spec)
-    wire = _wire()
+    wire = session.wire()
     data_center_id = spec.data_center_id
     if spec.network_volume_id is not None and data_center_id is None:
         volume = get_volume(spec.network_volume_id)
@@ -319,7 +291,7 @@ def _deploy(wire: WireFormat, spec: PodSpec, data_center_id: str | None, cloud: 
     def recover() -> str | None:
         nonlocal uncertain
         uncertain = True
-        found = _await_late(lambda: find_pods_by_name(spec.name))
+        found = await_late(lambda: find_pods_by_name(spec.name))
         if not found:
             return None
         kept, done = _keep_one_pod(spec, found)
@@ -333,7 +305,7 @@ def _deploy(wire: WireFormat, spec: PodSpec, data_center_id: str | None, cloud: 
     except RunPodUnavailableError as exc:
         if exc.maybe_applied or uncertain:
             raise RunPodUnavailableError(
-                f"{exc}; {_may_exist('pod', spec.name)} (and `pulumi destroy` terminates it)",
+                f"{exc}; {may_exist('pod', spec.name)} (and `pulumi destroy` terminates it)",
                 maybe_applied=True,
             ) from None
         raise
@@ -389,14 +361,14 @@ def edit_pod(pod_id: str, spec: PodSpec) -> None:
     """
     check_id(pod_id, "pod id")
     _check_spec(spec)
-    wire = _wire()
+    wire = session.wire()
     session.run("edit pod", lambda: wire.edit_pod(pod_id, spec))
 
 
 def stop_pod(pod_id: str) -> str:
     """Stop the pod (GPU released, pod volume kept); returns its desired status."""
     check_id(pod_id, "pod id")
-    wire = _wire()
+    wire = session.wire()
     return session.run("stop pod", lambda: wire.stop_pod(pod_id))
 
 
@@ -404,7 +376,7 @@ def resume_pod(pod_id: str, gpu_count: int) -> str:
     """Resume a stopped pod on its host; RunPodCapacityError when the host has no free GPU."""
     check_id(pod_id, "pod id")
     check_int(gpu_count, "gpu_count", 1)
-    wire = _wire()
+    wire = session.wire()
     try:
         return session.run("resume pod", lambda: wire.resume_pod(pod_id, gpu_count))
     except RunPodCapacityError as exc:
@@ -421,7 +393,7 @@ def terminate_pod(pod_id: str) -> bool:
     with a read before it is retried: `destroy` never blocks on a pod that no longer exists.
     """
     check_id(pod_id, "pod id")
-    wire = _wire()
+    wire = session.wire()
 
     def gone() -> bool | None:
         return False if get_pod(pod_id) is None else None
@@ -432,7 +404,7 @@ def terminate_pod(pod_id: str) -> bool:
         )
     except RunPodNotFoundError:
         terminated = False
-    _pods.drop(pod_id)
+    listing.pods.drop(pod_id)
     return terminated
 
 
@@ -469,139 +441,6 @@ def log_excerpt(pod_id: str, lines: int = POD_LOG_LINES) -> str:
     return f"\nlast {len(found)} line(s) of pod {pod_id}'s container log:\n{body}"
 
 
-# --- network volumes ------------------------------------------------------------------------
-
-
-def _list_volumes() -> list[VolumeInfo]:
-    wire = _wire()
-    return session.run("list network volumes", wire.list_volumes)
-
-
-_volumes = listing.Listing(_list_volumes)
-
-
-def list_volumes() -> list[VolumeInfo]:
-    """All network volumes of the account, listed now."""
-    return _volumes.fresh()
-
-
-def get_volume(volume_id: str) -> VolumeInfo | None:
-    check_id(volume_id, "network volume id")
-    wire = _wire()
-    return session.run("get network volume", lambda: wire.get_volume(volume_id))
-
-
-def _volumes_named(name: str, data_center_id: str, *, recent: bool = False) -> list[VolumeInfo]:
-    volumes = _volumes.recent() if recent else _volumes.fresh()
-    return [v for v in volumes if v.name == name and v.data_center_id == data_center_id]
-
-
-def find_volume_by_name(name: str, data_center_id: str) -> VolumeInfo | None:
-    found = _volumes_named(name, data_center_id)
-    if len(found) > 1:
-        raise RunPodRequestError(
-            f"more than one network volume named {name!r} in {data_center_id}: "
-            f"{', '.join(v.id for v in found)}; delete the extra ones in the RunPod console"
-        )
-    return found[0] if found else None
-
-
-def _keep_one_volume(volumes: list[VolumeInfo], prefer: str | None = None) -> VolumeInfo:
-    """Of several volumes with the stack's unique name, keep the one a pod uses (else the
-    largest); the others are deleted unless a pod uses them, and a warning says so."""
-    if len(volumes) == 1:
-        return volumes[0]
-    in_use = {p.network_volume_id for p in list_pods()}
-    kept = sorted(volumes, key=lambda v: (v.id != prefer, v.id not in in_use, -v.size_gb, v.id))[0]
-    for extra in volumes:
-        if extra.id == kept.id:
-            continue
-        if extra.id in in_use:
-            _warn(
-                f"network volume {extra.id} also carries the name {kept.name!r} and a pod uses "
-                f"it: left as it is (the stack uses {kept.id})"
-            )
-            continue
-        try:
-            delete_volume(extra.id)
-            _warn(
-                f"{len(volumes)} network volumes carried the name {kept.name!r}: kept {kept.id} "
-                f"and deleted the duplicate {extra.id}"
-            )
-        except RunPodError as exc:
-            _warn(
-                f"duplicate network volume {extra.id} could not be deleted ({exc}): delete it "
-                "in the RunPod console"
-            )
-    return kept
-
-
-def create_volume(name: str, size_gb: int, data_center_id: str) -> VolumeInfo:
-    """Create a network volume, or adopt the one with this name in this data center.
-
-    Adoption also brings back a volume kept by `retain_on_delete` after a destroy; a create
-    whose outcome is unknown is looked for by name before it is sent again.
-    """
-    check_text(name, "name")
-    check_int(size_gb, "size_gb", 1)
-    check_text(data_center_id, "data_center_id")
-    wire = _wire()
-    existing = _volumes_named(name, data_center_id, recent=True)
-    if existing:
-        return _keep_one_volume(existing)
-    uncertain = False
-
-    def recover() -> VolumeInfo | None:
-        nonlocal uncertain
-        uncertain = True
-        found = _await_late(lambda: _volumes_named(name, data_center_id))
-        return _keep_one_volume(found) if found else None
-
-    try:
-        created = session.with_retries(
-            "create network volume",
-            lambda: wire.create_volume(name, size_gb, data_center_id),
-            recover=recover,
-        )
-    except RunPodUnavailableError as exc:
-        if exc.maybe_applied or uncertain:
-            where = f" in {data_center_id}"
-            raise RunPodUnavailableError(
-                f"{exc}; {_may_exist('network volume', name, where)}", maybe_applied=True
-            ) from None
-        raise
-    if not uncertain:
-        return created
-    found = _volumes_named(name, data_center_id)
-    return _keep_one_volume(found, prefer=created.id) if len(found) > 1 else created
-
-
-def update_volume(volume_id: str, *, name: str, size_gb: int) -> VolumeInfo:
-    """Rename and/or grow a network volume (RunPod cannot shrink one)."""
-    check_id(volume_id, "network volume id")
-    check_text(name, "name")
-    check_int(size_gb, "size_gb", 1)
-    wire = _wire()
-    return session.run(
-        "update network volume", lambda: wire.update_volume(volume_id, name, size_gb)
-    )
-
-
-def delete_volume(volume_id: str) -> None:
-    """Delete a network volume; one already gone counts as success."""
-    check_id(volume_id, "network volume id")
-    wire = _wire()
-
-    def gone() -> bool | None:
-        return False if get_volume(volume_id) is None else None
-
-    with contextlib.suppress(RunPodNotFoundError):
-        session.with_retries(
-            "delete network volume", lambda: wire.delete_volume(volume_id), recover=gone
-        )
-    _volumes.drop(volume_id)
-
-
 # --- catalog --------------------------------------------------------------------------------
 
 _catalogs: dict[tuple[str, str, tuple[str, ...]], Catalog] = {}
@@ -612,6 +451,6 @@ def get_catalog(clouds: Sequence[str]) -> Catalog:
     key = (session._credentials.api, base_url(), tuple(sorted(set(clouds))))
     if key not in _catalogs:
         require_key()
-        wire = _wire()
+        wire = session.wire()
         _catalogs[key] = session.run("read RunPod's catalog", lambda: wire.catalog(key[2]))
     return _catalogs[key]

@@ -1,5 +1,5 @@
-"""The account's pods or network volumes as one provider process listed them, reused for a
-create's lookup by name.
+"""The account's pods and network volumes as one provider process listed them (`pods`,
+`volumes`), reused for a create's lookup by name.
 
 A create first looks its unique name up, to adopt what an earlier create whose answer was lost
 left behind. RunPod can only list the whole account, and the engine runs a fleet's creates in
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from coral_infra.runpod import session
+from coral_infra.runpod.model import PodInfo, VolumeInfo
 
 
 class HasId(Protocol):
@@ -67,3 +68,19 @@ class Listing(Generic[T]):
 
     def _store(self, items: list[T]) -> None:
         self._items, self._source, self._at = list(items), _source(), time.monotonic()
+
+
+def _list_pods() -> list[PodInfo]:
+    wire = session.wire()
+    return session.run("list pods", wire.list_pods)
+
+
+def _list_volumes() -> list[VolumeInfo]:
+    wire = session.wire()
+    return session.run("list network volumes", wire.list_volumes)
+
+
+pods = Listing(_list_pods)
+"""The account's live pods: the pod operations' lookups by name, and which network volumes
+pods use (a duplicate network volume in use is never deleted)."""
+volumes = Listing(_list_volumes)

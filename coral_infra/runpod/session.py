@@ -24,7 +24,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
+
+from coral_infra.runpod.model import WireFormat
 
 T = TypeVar("T")
 
@@ -57,6 +59,11 @@ def import_module(name: str) -> ModuleType:
     """A module imported on first use, one thread at a time (see `_IMPORT_LOCK`)."""
     with _IMPORT_LOCK:
         return importlib.import_module(name)
+
+
+def wire() -> WireFormat:
+    """The wire format of the API this process uses, imported on its first call."""
+    return cast(WireFormat, import_module(WIRE_FORMATS[_credentials.api]))
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from types import ModuleType
 
 import pytest
 
-from coral_infra.runpod import api, session
+from coral_infra.runpod import api, network_volumes, session
 from coral_infra.runpod.pod import PodProvider
 from standins.runpod_api import RunPodStandin
 from tests.runpod.helpers import API_KEY, AUTH_KEY, count, op, pod_props, pod_spec
@@ -147,7 +148,7 @@ def test_several_pods_with_the_stack_name_keep_one_and_say_so(
     standin: RunPodStandin, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = _spec()
-    wire = api._wire()
+    wire = session.wire()
     ids = {wire.create_pod(spec, "EU-RO-1", "SECURE") for _ in range(3)}  # behind the adapter
     with caplog.at_level(logging.WARNING, logger="coral_infra.runpod"):
         created = api.create_pod(spec)
@@ -159,11 +160,15 @@ def test_several_pods_with_the_stack_name_keep_one_and_say_so(
 
 
 def fail_lookups_after_the_first(
-    standin: RunPodStandin, monkeypatch: pytest.MonkeyPatch, lookup: str, step: str
+    standin: RunPodStandin,
+    monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    lookup: str,
+    step: str,
 ) -> Callable[[], None]:
     """The adoption lookup before the create works; every lookup after it fails until the
-    returned function makes RunPod answer again."""
-    real = getattr(api, lookup)
+    returned function makes RunPod answer again. `module` is where the create calls `lookup`."""
+    real = getattr(module, lookup)
 
     def then_fail(*args: object, **kwargs: object) -> object:
         found = real(*args, **kwargs)
@@ -171,11 +176,11 @@ def fail_lookups_after_the_first(
         return found
 
     def answer_again() -> None:
-        monkeypatch.setattr(api, lookup, real)
+        monkeypatch.setattr(module, lookup, real)
         for fault in standin._traffic.faults:  # the stand-in has no public way to drop faults
             fault.times = 0
 
-    monkeypatch.setattr(api, lookup, then_fail)
+    monkeypatch.setattr(module, lookup, then_fail)
     return answer_again
 
 
@@ -183,7 +188,9 @@ def test_a_lookup_that_keeps_failing_names_the_pod_that_may_exist(
     standin: RunPodStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     standin.inject(op("create"), "lost_response")
-    answer_again = fail_lookups_after_the_first(standin, monkeypatch, "find_pods_by_name", "list")
+    answer_again = fail_lookups_after_the_first(
+        standin, monkeypatch, api, "find_pods_by_name", "list"
+    )
     with pytest.raises(api.RunPodUnavailableError) as caught:
         api.create_pod(_spec())
     message = str(caught.value)
@@ -201,7 +208,9 @@ def test_a_volume_lookup_that_keeps_failing_names_the_volume_that_may_exist(
     standin: RunPodStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     standin.inject(op("create_volume"), "lost_response", api=api.current_api())  # type: ignore[arg-type]
-    answer_again = fail_lookups_after_the_first(standin, monkeypatch, "_volumes_named", "volumes")
+    answer_again = fail_lookups_after_the_first(
+        standin, monkeypatch, network_volumes, "_volumes_named", "volumes"
+    )
     with pytest.raises(api.RunPodUnavailableError) as caught:
         api.create_volume("coral-workspace", 10, "EU-RO-1")
     message = str(caught.value)

@@ -32,6 +32,7 @@ import yaml
 
 from bench.measure import command_line, table
 from coral_infra.settings import load_stack
+from standins.headscale import Headscale
 from standins.runpod_account import DEFAULT_GPU_TYPES
 from standins.runpod_api import RunPodStandin
 from standins.sandbox import (
@@ -44,8 +45,8 @@ from standins.sandbox import (
     open_sandbox,
     start_sandbox,
 )
-from standins.tailnet_testbed import Headscale, Testbed
 from standins.tailscale_api import TailscaleApiStandin
+from standins.testbed import Testbed
 
 OPERATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("up from scratch", ("up", "--yes")),

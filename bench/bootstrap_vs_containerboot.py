@@ -36,17 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.measure import Ratio, Sample, ratio_table
-from standins.tailnet_testbed import (
+from standins.binaries import ensure_binaries
+from standins.tailnet_testbed import Tailnet, load_tailnet_plan, start_tailnet
+from standins.tailscale_node import (
     BOOTSTRAP_SCRIPT,
-    Tailnet,
     TailscaleNode,
-    Testbed,
-    ensure_binaries,
-    load_tailnet_plan,
     start_bootstrap,
     start_containerboot,
-    start_tailnet,
 )
+from standins.testbed import Testbed
 
 ONLINE_TIMEOUT_S = 60.0
 # Fine polling while a restart may come online (tens of milliseconds), coarse afterwards so

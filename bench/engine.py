@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import Ratio, command_line, interleaved, ratio_table, show, table, timed
+from standins.binaries import REPO_ROOT
 from standins.sandbox import Sandbox, ensure_tools, start_sandbox
-from standins.tailnet_testbed import REPO_ROOT, Testbed
+from standins.testbed import Testbed
 
 RUNS = 5
 STACK = "bench"

@@ -36,9 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from standins.binaries import BinariesUnavailable, cache_dir
 from standins.pod_runtime import PodRuntimeError, check_can_run_pods
 from standins.sandbox import Sandbox, ensure_tools, start_sandbox
-from standins.tailnet_testbed import BinariesUnavailable, Testbed, cache_dir
+from standins.testbed import Testbed
 
 STOP_TIMEOUT_S = 600.0
 HEARTBEAT_S = 15.0

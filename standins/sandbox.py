@@ -33,27 +33,19 @@ from typing import Any
 
 from coral_infra import hujson
 from coral_infra.settings import load_stack
+from standins.binaries import REPO_ROOT, ensure_binaries, run_build_script
+from standins.headscale import Headscale, adapt_policy_for_headscale, start_headscale
 from standins.pod_runtime import PodRuntime
 from standins.runpod_account import DEFAULT_GPU_TYPES, GpuTypeOffer
 from standins.runpod_api import RunPodStandin
-from standins.tailnet_testbed import (
-    REPO_ROOT,
-    TAILSCALE_ENV,
-    Headscale,
-    TailscaleNode,
-    Testbed,
-    adapt_policy_for_headscale,
-    ensure_binaries,
-    run_build_script,
-    start_headscale,
-    start_laptop,
-)
 from standins.tailscale_api import (
     DEFAULT_POLICY_TEXT,
     ApiError,
     HeadscaleCli,
     TailscaleApiStandin,
 )
+from standins.tailscale_node import TailscaleNode, start_laptop
+from standins.testbed import TAILSCALE_ENV, Testbed
 
 PULUMI_TIMEOUT_S = 300.0
 LAPTOP_PEER_TIMEOUT_S = 60.0

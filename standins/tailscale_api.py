@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from standins.tailnet_testbed import HeadscaleError, headscale_json
+from standins.headscale import HeadscaleError, headscale_json
 from standins.tailscale_api_auth import (
     TOKEN_PATH,
     Credentials,

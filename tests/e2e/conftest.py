@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from standins.binaries import BinariesUnavailable
 from standins.pod_runtime import PodRuntimeError
 from standins.sandbox import Sandbox, ensure_tools, start_sandbox
-from standins.tailnet_testbed import BinariesUnavailable, Testbed
+from standins.testbed import Testbed
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from standins.sandbox import Sandbox
-from standins.tailnet_testbed import TailscaleNode
+from standins.tailscale_node import TailscaleNode
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from coral_infra.bootstrap import SCRIPT_PATH
+from standins.binaries import REPO_ROOT
 from standins.pod_runtime import PodRuntime
 from standins.sandbox import Sandbox
-from standins.tailnet_testbed import REPO_ROOT
 from tests.e2e.conftest import sandbox_on
 
 pytestmark = pytest.mark.e2e

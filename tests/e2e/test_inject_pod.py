@@ -21,17 +21,11 @@ from pathlib import Path
 import pytest
 
 from coral_infra.bootstrap import TAILSCALE_VERSION, pod_env, start_command
+from standins.binaries import BinariesUnavailable, ensure_binaries
 from standins.pod_runtime import IMAGE_PATH, PodRuntime, PodRuntimeError
-from standins.tailnet_testbed import (
-    TAILSCALE_ENV,
-    BinariesUnavailable,
-    Testbed,
-    ensure_binaries,
-    load_tailnet_plan,
-    start_laptop,
-    start_tailnet,
-    wait_for,
-)
+from standins.tailnet_testbed import load_tailnet_plan, start_tailnet
+from standins.tailscale_node import start_laptop
+from standins.testbed import TAILSCALE_ENV, Testbed, wait_for
 
 pytestmark = pytest.mark.integration
 

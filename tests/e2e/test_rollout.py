@@ -27,7 +27,7 @@ from coral_infra.policy import environment_rules
 from coral_infra.settings import load_stack
 from standins.pod_runtime import PodRuntimeError
 from standins.sandbox import Sandbox, start_sandbox
-from standins.tailnet_testbed import Testbed
+from standins.testbed import Testbed
 
 pytestmark = pytest.mark.e2e
 

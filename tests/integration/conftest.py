@@ -1,6 +1,7 @@
 """Fixtures for the real-daemon testbed: headscale on loopback loaded with the policy the owner
 stack would apply, users standing in for the tailnet owner and a plain member, and helpers to
-boot coral-machine and the user's laptop. See standins/tailnet_testbed.py."""
+boot coral-machine and the user's laptop. See standins/tailnet_testbed.py (the tailnet),
+standins/headscale.py, standins/tailscale_node.py and standins/testbed.py."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ from typing import Any
 
 import pytest
 
+from standins.binaries import BinariesUnavailable, ensure_binaries
 from standins.tailnet_testbed import (
-    BinariesUnavailable,
     SharedTailnet,
     Tailnet,
     TailnetPlan,
-    Testbed,
-    ensure_binaries,
     load_tailnet_plan,
-    start_laptop,
     start_tailnet,
 )
+from standins.tailscale_node import start_laptop
+from standins.testbed import Testbed
 
 
 @pytest.fixture(scope="session")

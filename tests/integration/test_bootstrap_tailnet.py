@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from standins.tailnet_testbed import (
-    BOOTSTRAP_SCRIPT,
-    Daemon,
-    SharedTailnet,
-    Tailnet,
-    TailnetPlan,
-    TailscaleNode,
-    Testbed,
-    start_bootstrap,
-    wait_for,
-)
+from standins.tailnet_testbed import SharedTailnet, Tailnet, TailnetPlan
+from standins.tailscale_node import BOOTSTRAP_SCRIPT, TailscaleNode, start_bootstrap
+from standins.testbed import Daemon, Testbed, wait_for
 
 pytestmark = [
     pytest.mark.integration,

@@ -13,15 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from standins.tailnet_testbed import (
-    SharedTailnet,
-    Tailnet,
-    TailnetPlan,
-    TailscaleNode,
-    Testbed,
-    start_tailscaled,
-    wait_for,
-)
+from standins.tailnet_testbed import SharedTailnet, Tailnet, TailnetPlan
+from standins.tailscale_node import TailscaleNode, start_tailscaled
+from standins.testbed import Testbed, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -19,19 +19,11 @@ from typing import Any
 
 import pytest
 
-from standins.tailnet_testbed import (
-    BinariesUnavailable,
-    Tailnet,
-    TailnetPlan,
-    Testbed,
-    base_env,
-    ensure_binaries,
-    load_tailnet_plan,
-    run_build_script,
-    start_tailnet,
-    start_tailscaled,
-)
+from standins.binaries import BinariesUnavailable, ensure_binaries, run_build_script
+from standins.tailnet_testbed import Tailnet, TailnetPlan, load_tailnet_plan, start_tailnet
 from standins.tailscale_api import AuthKey, HeadscaleCli, OAuthClient, TailscaleApiStandin
+from standins.tailscale_node import start_tailscaled
+from standins.testbed import Testbed, base_env
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ import yaml
 
 from coral_infra.settings import load_stack
 from coral_infra.tailnet import policy_targets
-from standins.tailnet_testbed import BinariesUnavailable, run_build_script
+from standins.binaries import BinariesUnavailable, run_build_script
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.measure import Ratio, Sample, ratio_table
+from coral_infra.bootstrap import SCRIPT_PATH
 from standins.binaries import ensure_binaries
 from standins.tailnet_testbed import Tailnet, load_tailnet_plan, start_tailnet
 from standins.tailscale_node import (
-    BOOTSTRAP_SCRIPT,
     TailscaleNode,
     start_bootstrap,
     start_containerboot,
@@ -66,7 +66,7 @@ def boot_bootstrap(
     state: Path,
     name: str,
     key: str | None,
-    script: Path = BOOTSTRAP_SCRIPT,
+    script: Path = SCRIPT_PATH,
 ) -> TailscaleNode:
     env = {"TS_HOSTNAME": name}
     if key is not None:

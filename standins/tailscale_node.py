@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from standins.binaries import REPO_ROOT
+from coral_infra.bootstrap import SCRIPT_PATH
 from standins.headscale import Headscale
 from standins.testbed import Daemon, Testbed, base_env, wait_for
-
-BOOTSTRAP_SCRIPT = REPO_ROOT / "coral_infra" / "bootstrap" / "start.sh"
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -203,7 +201,7 @@ def start_bootstrap(
     name: str,
     env: Mapping[str, str],
     main_command: Sequence[str] = ("sleep", "3600"),
-    script: Path = BOOTSTRAP_SCRIPT,
+    script: Path = SCRIPT_PATH,
 ) -> TailscaleNode:
     """Runs the real coral_infra/bootstrap/start.sh (or another version of it: `script`, for
     the benchmark's before/after) as the container entrypoint would.

@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from standins.tailnet_testbed import SharedTailnet, Tailnet, TailnetPlan
-from standins.tailscale_node import BOOTSTRAP_SCRIPT, TailscaleNode, start_bootstrap
+from standins.tailscale_node import TailscaleNode, start_bootstrap
 from standins.testbed import Daemon, Testbed, wait_for
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not BOOTSTRAP_SCRIPT.exists(), reason="coral_infra/bootstrap/start.sh does not exist yet"
-    ),
-]
+pytestmark = pytest.mark.integration
 
 MAIN_STARTED = "starting the main command: sleep"
 POLICY_DENIED = "tailnet policy does not permit you to SSH to this node"

@@ -193,6 +193,29 @@ def start_laptop(
 # ----------------------------------------------------------------- coral-machine boot methods
 
 
+def _container_env(
+    testbed: Testbed,
+    bin_dir: Path,
+    headscale: Headscale,
+    state_dir: Path,
+    name: str,
+    extra_up_args: Sequence[str] = (),
+) -> tuple[Path, Path, dict[str, str]]:
+    """The socket, home and env of containerboot's conventions (TS_*) that both entrypoints
+    read, for a node of `name` on `headscale` in userspace networking."""
+    sock = testbed.path(f"{name}-run") / "tailscaled.sock"
+    home = testbed.path(f"{name}-home")
+    env = {
+        **base_env(bin_dir, home),
+        "TS_STATE_DIR": str(state_dir),
+        "TS_SOCKET": str(sock),
+        "TS_USERSPACE": "true",
+        "TS_EXTRA_ARGS": " ".join([f"--login-server={headscale.url}", *extra_up_args]),
+        "TS_TAILSCALED_EXTRA_ARGS": "--port=0 --no-logs-no-support",
+    }
+    return sock, home, env
+
+
 def start_bootstrap(
     testbed: Testbed,
     bin_dir: Path,
@@ -209,15 +232,9 @@ def start_bootstrap(
     `env` holds the test's choice of auth key variables; the rest of the contract
     (state dir, socket, userspace, login server, binaries) is filled in here.
     """
-    sock = testbed.path(f"{name}-run") / "tailscaled.sock"
-    home = testbed.path(f"{name}-home")
+    sock, home, contract = _container_env(testbed, bin_dir, headscale, state_dir, name)
     full_env = {
-        **base_env(bin_dir, home),
-        "TS_STATE_DIR": str(state_dir),
-        "TS_SOCKET": str(sock),
-        "TS_USERSPACE": "true",
-        "TS_EXTRA_ARGS": f"--login-server={headscale.url}",
-        "TS_TAILSCALED_EXTRA_ARGS": "--port=0 --no-logs-no-support",
+        **contract,
         "CORAL_TAILSCALE_BIN_DIR": str(bin_dir),
         "CORAL_SSHD": "0",
         # On the host, not in a pod: the PATH links and the default-socket link stay here.
@@ -242,16 +259,7 @@ def start_containerboot(
 
     It finds tailscaled/tailscale on PATH (base_env puts bin_dir first).
     """
-    sock = testbed.path(f"{name}-run") / "tailscaled.sock"
-    home = testbed.path(f"{name}-home")
-    env = {
-        **base_env(bin_dir, home),
-        "TS_STATE_DIR": str(state_dir),
-        "TS_SOCKET": str(sock),
-        "TS_USERSPACE": "true",
-        "TS_EXTRA_ARGS": " ".join([f"--login-server={headscale.url}", *extra_up_args]),
-        "TS_TAILSCALED_EXTRA_ARGS": "--port=0 --no-logs-no-support",
-    }
+    sock, home, env = _container_env(testbed, bin_dir, headscale, state_dir, name, extra_up_args)
     if auth_key is not None:
         env["TS_AUTHKEY"] = auth_key
     daemon = testbed.spawn(name, [str(bin_dir / "containerboot")], env, marker=str(sock))

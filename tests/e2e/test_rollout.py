@@ -25,9 +25,8 @@ import yaml
 
 from coral_infra.policy import environment_rules
 from coral_infra.settings import load_stack
-from standins.pod_runtime import PodRuntimeError
-from standins.sandbox import Sandbox, start_sandbox
-from standins.testbed import Testbed
+from standins.sandbox import Sandbox
+from tests.e2e.conftest import sandbox_on
 
 pytestmark = pytest.mark.e2e
 
@@ -82,19 +81,11 @@ def run_workflow(sandbox: Sandbox) -> list[subprocess.CompletedProcess[str]]:
 
 @pytest.fixture(scope="module")
 def rollout(tools_dir: Path) -> Iterator[Sandbox]:
-    testbed = Testbed.create()
-    try:
-        box = start_sandbox(testbed, tools_dir, stack=OWNER)
-    except PodRuntimeError as exc:
-        testbed.close()
-        pytest.skip(str(exc))
-    try:
+    with sandbox_on(tools_dir, OWNER) as box:
         box.pulumi("config", "set", "--path", "coral:tailnet.policy.environments[0]", DEV)
         box.use_stack(DEV)
         box.pulumi("config", "set", "--path", "coral:machines[0].userspaceNetworking", "true")
         yield box
-    finally:
-        box.close()
 
 
 def dev_rules(sandbox: Sandbox) -> dict[str, Any]:

@@ -33,8 +33,8 @@ import yaml
 from bench.measure import command_line, table
 from coral_infra.settings import load_stack
 from standins.headscale import Headscale
-from standins.runpod_account import DEFAULT_GPU_TYPES
 from standins.runpod_api import RunPodStandin
+from standins.runpod_records import DEFAULT_GPU_TYPES
 from standins.sandbox import (
     EXTRA_GPU_TYPES,
     RUNPOD_API_KEY,

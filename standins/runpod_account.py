@@ -1,7 +1,9 @@
-"""The RunPod account behind the stand-in: pods, network volumes, free GPUs and the rules RunPod
-applies whichever API is used — capacity and placement, data centers, volume sizes, a volume in
-use, who may act on what (the account's key, or a pod's scoped key) — plus the pod runtime
-hookup (standins/pod_runtime.py) and each pod's log. Both wire formats (GraphQL in
+"""The RunPod account behind the stand-in: what RunPod does whichever API is used — places pods
+by GPU type, capacity, data center and CUDA version, starts, stops and terminates them (through
+the pod runtime, standins/pod_runtime.py, when pods really run), keeps network volumes (sizes
+only grow, one in use stays) and tells who may act on what (the account's key, or a pod's
+scoped key). The records it keeps and their own rules are in standins/runpod_records.py, each
+pod's log in standins/runpod_pod_logs.py. Both wire formats (GraphQL in
 standins/runpod_graphql.py, REST v2 in standins/runpod_rest_v2.py) translate to and from these
 calls, so a pod created through one is read, changed and terminated through the other.
 
@@ -18,159 +20,36 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 from standins.pod_runtime import PodRuntime
-
-NO_CAPACITY = (
-    "There are no longer any instances available with the requested specifications. "
-    "Please refresh and try again."
+from standins.runpod_pod_logs import PodLogs
+from standins.runpod_records import (
+    COMMUNITY_DISCOUNT,
+    NO_CAPACITY,
+    NO_FREE_GPU,
+    AccountError,
+    GpuTypeOffer,
+    PodSpec,
+    PodStatus,
+    Principal,
+    StandinPod,
+    StandinVolume,
+    check_disks,
+    check_volume_size,
+    env_mapping,
 )
-NO_FREE_GPU = "There are not enough free GPUs on the host machine to start this pod."
-SOMETHING_WENT_WRONG = "Something went wrong. Please try again later or contact support."
-
-ErrorKind = Literal["not_found", "invalid", "capacity", "conflict"]
-PodStatus = Literal["PROVISIONING", "STARTING", "RUNNING", "EXITED", "ERROR", "TERMINATED"]
-
-PERSISTENT_VOLUME_MIN_GB = 10
-NETWORK_VOLUME_GB = (10, 4096)
-
-
-class AccountError(Exception):
-    """A request RunPod refuses; each API renders it in its own wire format."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass(frozen=True)
-class GpuTypeOffer:
-    id: str
-    display_name: str
-    memory_gb: int
-    max_gpu_count: int
-    price_per_gpu: float
-    """Secure cloud USD per GPU-hour; community cloud is COMMUNITY_DISCOUNT of it."""
-    cuda_version: str = "12.8"
-    data_centers: tuple[str, ...] = ()
-    """Where machines with this GPU are (empty: every data center of the account)."""
-
-
-COMMUNITY_DISCOUNT = 0.8
-DEFAULT_GPU_TYPES = (
-    GpuTypeOffer("NVIDIA GeForce RTX 4090", "RTX 4090", 24, 8, 0.69),
-    GpuTypeOffer("NVIDIA A40", "A40", 48, 10, 0.39),
-    GpuTypeOffer("NVIDIA H100 80GB HBM3", "H100 SXM", 80, 8, 2.99),
-)
-DEFAULT_DATA_CENTERS = ("EU-RO-1", "US-TX-3", "US-KS-2")
-
-
-@dataclass
-class StandinPod:
-    id: str
-    name: str
-    image: str
-    gpu_type_id: str
-    gpu_count: int
-    cloud_type: str
-    """Where the pod was placed: SECURE or COMMUNITY (GraphQL's ALL places it on SECURE)."""
-    data_center_id: str
-    container_disk_gb: int
-    volume_gb: int
-    volume_mount_path: str | None
-    network_volume_id: str | None
-    ports: str
-    """Exposed ports as RunPod's GraphQL keeps them: "8888/http,22/tcp"."""
-    env: list[str]
-    """The user's env as `NAME=value` entries, as GET returns it; RunPod's own variables are
-    added at start only (`container_env`)."""
-    docker_args: str
-    cost_per_hr: float
-    machine_id: str
-    pod_host_id: str
-    api_key: str
-    """The pod-scoped API key RunPod puts in the pod's RUNPOD_API_KEY."""
-    registry: str | None = None
-    locked: bool = False
-    global_networking: bool = False
-    runtime_env: dict[str, str] = field(default_factory=dict)
-    """Variables RunPod injects at create time besides its own (e.g. JUPYTER_PASSWORD)."""
-    desired_status: str = "RUNNING"
-    started_at: float | None = None
-    created_wall: datetime = field(default_factory=lambda: datetime.now(UTC))
-    started_wall: datetime | None = None
-
-
-@dataclass
-class StandinVolume:
-    id: str
-    name: str
-    size: int
-    data_center_id: str
-    type: str = "STANDARD"
-
-
-@dataclass
-class PodSpec:
-    """A pod create, in the account's terms (both APIs build one)."""
-
-    name: str
-    image: str
-    gpu_type_id: str
-    gpu_count: int = 1
-    cloud: str = "SECURE"
-    data_center_ids: tuple[str, ...] = ()
-    container_disk_gb: int = 10
-    volume_gb: int = 0
-    volume_mount_path: str | None = None
-    network_volume_id: str | None = None
-    ports: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    docker_args: str = ""
-    registry: str | None = None
-    global_networking: bool = False
-    allowed_cuda_versions: tuple[str, ...] = ()
-    min_cuda_version: str | None = None
-    start_jupyter: bool = False
-
-
-@dataclass(frozen=True)
-class LogLine:
-    ts: str
-    """RFC 3339 with microseconds, strictly increasing per pod: also the SSE event id."""
-    source: Literal["container", "system"]
-    line: str
-
-
-@dataclass
-class _PodLog:
-    lines: list[LogLine] = field(default_factory=list)
-    console_offset: int = 0
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request is from: the account's key, or a pod's scoped key (`pod_id` set)."""
-
-    pod_id: str | None = None
 
 
 @dataclass
 class _State:
     pods: dict[str, StandinPod] = field(default_factory=dict)
     volumes: dict[str, StandinVolume] = field(default_factory=dict)
-    logs: dict[str, _PodLog] = field(default_factory=dict)
 
 
 def new_id(length: int) -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(length))
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class RunPodAccount:
@@ -202,6 +81,8 @@ class RunPodAccount:
         create placed only there fails on capacity."""
         self.log_follow_seconds = 30.0
         """How long a v2 log stream stays open for live lines after its backfill."""
+        self.logs = PodLogs(runtime)
+        """Each pod's log: the account's lines about it, and its console when it really runs."""
         self._state = _State()
         self._lock = threading.RLock()
 
@@ -325,7 +206,7 @@ class RunPodAccount:
             for data_center_id in spec.data_center_ids:
                 if data_center_id not in self.data_centers:
                     raise AccountError("invalid", f"Invalid data center id: {data_center_id}")
-            _check_disks(spec.container_disk_gb, spec.volume_gb)
+            check_disks(spec.container_disk_gb, spec.volume_gb)
             candidates = spec.data_center_ids or self.data_centers
             if spec.network_volume_id is not None:
                 volume = self._state.volumes.get(spec.network_volume_id)
@@ -376,7 +257,7 @@ class RunPodAccount:
                 runtime_env=runtime_env,
             )
             self._state.pods[pod.id] = pod
-            self.system_log(pod.id, f"create pod: {offer.id} x{spec.gpu_count} in {placed[0]}")
+            self.logs.system(pod.id, f"create pod: {offer.id} x{spec.gpu_count} in {placed[0]}")
             self._boot(pod)
             return pod
 
@@ -385,11 +266,11 @@ class RunPodAccount:
         restarts with them (image, env, ports, disk, start command), a stopped one keeps them
         for its next start."""
         with self._lock:
-            _check_disks(changes.get("container_disk_gb", 1), changes.get("volume_gb", 0))
+            check_disks(changes.get("container_disk_gb", 1), changes.get("volume_gb", 0))
             for name, value in changes.items():
                 setattr(pod, name, value)
             if restart and pod.desired_status == "RUNNING":
-                self.system_log(pod.id, "pod updated: restarting the container")
+                self.logs.system(pod.id, "pod updated: restarting the container")
                 self._boot(pod)
             return pod
 
@@ -400,13 +281,13 @@ class RunPodAccount:
                     raise AccountError("capacity", NO_FREE_GPU)
                 self.free_gpus[pod.gpu_type_id] -= pod.gpu_count
                 pod.desired_status = "RUNNING"
-                self.system_log(pod.id, "start pod")
+                self.logs.system(pod.id, "start pod")
                 self._boot(pod)
             return pod
 
     def restart_pod(self, pod: StandinPod) -> StandinPod:
         with self._lock:
-            self.system_log(pod.id, "restart container")
+            self.logs.system(pod.id, "restart container")
             self._boot(pod)
             return pod
 
@@ -427,7 +308,7 @@ class RunPodAccount:
         if pod.desired_status == "RUNNING":
             self.free_gpus[pod.gpu_type_id] += pod.gpu_count
         pod.desired_status, pod.started_at, pod.started_wall = status, None, None
-        self.system_log(pod.id, line)
+        self.logs.system(pod.id, line)
 
     def _boot(self, pod: StandinPod) -> None:
         pod.desired_status = "RUNNING"
@@ -482,7 +363,7 @@ class RunPodAccount:
         with self._lock:
             if data_center_id not in self.data_centers:
                 raise AccountError("invalid", f"Invalid data center id: {data_center_id}")
-            _check_volume_size(size)
+            check_volume_size(size)
             volume = StandinVolume(
                 id_prefix + new_id(10), name, size, data_center_id, volume_type or "STANDARD"
             )
@@ -494,7 +375,7 @@ class RunPodAccount:
     ) -> StandinVolume:
         with self._lock:
             if size is not None:
-                _check_volume_size(size)
+                check_volume_size(size)
                 if size < volume.size:
                     raise AccountError(
                         "invalid",
@@ -516,65 +397,6 @@ class RunPodAccount:
                 )
             del self._state.volumes[volume.id]
 
-    # --- the account: logs ----------------------------------------------------------------
-
-    def system_log(self, pod_id: str, line: str) -> None:
-        with self._lock:
-            self._append_log(pod_id, "system", line)
-
-    def log_lines(self, pod_id: str) -> list[LogLine]:
-        """The pod's log so far: RunPod's system lines and, for pods that really run, the
-        container's console output (stamped when the stand-in first reads it)."""
-        with self._lock:
-            log = self._state.logs.setdefault(pod_id, _PodLog())
-            if self.runtime is not None:
-                path = self.runtime.log_path(pod_id)
-                try:
-                    with path.open("rb") as console:
-                        console.seek(log.console_offset)
-                        data = console.read()
-                except FileNotFoundError:
-                    data = b""
-                complete = data[: data.rfind(b"\n") + 1]
-                log.console_offset += len(complete)
-                for raw in complete.splitlines():
-                    self._append_log(pod_id, "container", raw.decode(errors="replace"))
-            return list(log.lines)
-
-    def _append_log(self, pod_id: str, source: Literal["container", "system"], line: str) -> None:
-        log = self._state.logs.setdefault(pod_id, _PodLog())
-        moment = datetime.now(UTC)
-        if log.lines:
-            previous = datetime.fromisoformat(log.lines[-1].ts)
-            moment = max(moment, previous + timedelta(microseconds=1))
-        log.lines.append(LogLine(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), source, line))
-
-
-def env_mapping(entries: list[str]) -> dict[str, str]:
-    """`NAME=value` entries as a mapping."""
-    return dict(entry.partition("=")[::2] for entry in entries)
-
 
 def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
-
-
-def _check_disks(container_disk_gb: int, volume_gb: int) -> None:
-    if container_disk_gb < 1:
-        raise AccountError(
-            "invalid", f"container disk must be at least 1 GB, got {container_disk_gb}"
-        )
-    if 0 < volume_gb < PERSISTENT_VOLUME_MIN_GB:
-        raise AccountError(
-            "invalid",
-            f"volume size {volume_gb} GB is below the {PERSISTENT_VOLUME_MIN_GB} GB floor "
-            "of a persistent volume",
-        )
-
-
-def _check_volume_size(size: int) -> None:
-    low, high = NETWORK_VOLUME_GB
-    if not low <= size <= high:
-        raise AccountError(
-            "invalid", f"Network volume size must be {low} to {high} GB, got {size} GB"
-        )

@@ -49,13 +49,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from standins.pod_runtime import PodRuntime
-from standins.runpod_account import (
-    DEFAULT_DATA_CENTERS,
-    DEFAULT_GPU_TYPES,
-    GpuTypeOffer,
-    RunPodAccount,
-)
+from standins.runpod_account import RunPodAccount
 from standins.runpod_openapi import Violation
+from standins.runpod_records import DEFAULT_DATA_CENTERS, DEFAULT_GPU_TYPES, GpuTypeOffer
 
 FaultKind = Literal[
     "rate_limit",

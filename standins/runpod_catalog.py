@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from standins.runpod_account import AccountError, GpuTypeOffer
+from standins.runpod_records import AccountError, GpuTypeOffer
 
 if TYPE_CHECKING:
     from standins.runpod_account import RunPodAccount

@@ -21,7 +21,8 @@ import graphql
 import pydantic
 from runpod_ariadne import input_types
 
-from standins.runpod_account import (
+from standins.runpod_api import BAD_GATEWAY_HTML, Call, HttpReply, HttpRequest, echo
+from standins.runpod_records import (
     NO_CAPACITY,
     NO_FREE_GPU,
     SOMETHING_WENT_WRONG,
@@ -31,7 +32,6 @@ from standins.runpod_account import (
     StandinPod,
     StandinVolume,
 )
-from standins.runpod_api import BAD_GATEWAY_HTML, Call, HttpReply, HttpRequest, echo
 
 if TYPE_CHECKING:
     from standins.runpod_api import RunPodStandin

@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from standins import runpod_catalog
-from standins.runpod_account import (
+from standins.runpod_api import BAD_GATEWAY_HTML, Call, HttpReply, HttpRequest, echo
+from standins.runpod_openapi import PROBLEM_JSON, CheckedRequest, OpenApiDocument, Problem
+from standins.runpod_pod_logs import LogLine
+from standins.runpod_records import (
     NO_CAPACITY,
     NO_FREE_GPU,
     SOMETHING_WENT_WRONG,
     AccountError,
-    LogLine,
     PodSpec,
     PodStatus,
     Principal,
@@ -45,8 +47,6 @@ from standins.runpod_account import (
     env_mapping,
     rfc3339,
 )
-from standins.runpod_api import BAD_GATEWAY_HTML, Call, HttpReply, HttpRequest, echo
-from standins.runpod_openapi import PROBLEM_JSON, CheckedRequest, OpenApiDocument, Problem
 
 if TYPE_CHECKING:
     from standins.runpod_api import RunPodStandin
@@ -410,7 +410,7 @@ class RestV2Api:
         pod = self.account.live_pod(checked.path_params["id"])
         source = checked.query.get("source")
         cursor = request.headers.get("Last-Event-ID") or checked.query.get("since")
-        lines = [line for line in self.account.log_lines(pod.id) if source in (None, line.source)]
+        lines = [line for line in self.account.logs.lines(pod.id) if source in (None, line.source)]
         if cursor is not None:
             after = _instant(cursor)
             backfill = [line for line in lines if _instant(line.ts) > after]
@@ -430,7 +430,7 @@ class RestV2Api:
         deadline = time.monotonic() + self.account.log_follow_seconds
         while time.monotonic() < deadline and pod.desired_status != "TERMINATED":
             time.sleep(LOG_POLL_S)
-            for line in self.account.log_lines(pod.id):
+            for line in self.account.logs.lines(pod.id):
                 if line.ts > last and source in (None, line.source):
                     last = line.ts
                     yield _event(line)

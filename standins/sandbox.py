@@ -36,8 +36,8 @@ from coral_infra.settings import load_stack
 from standins.binaries import REPO_ROOT, ensure_binaries, run_build_script
 from standins.headscale import Headscale, adapt_policy_for_headscale, start_headscale
 from standins.pod_runtime import PodRuntime
-from standins.runpod_account import DEFAULT_GPU_TYPES, GpuTypeOffer
 from standins.runpod_api import RunPodStandin
+from standins.runpod_records import DEFAULT_GPU_TYPES, GpuTypeOffer
 from standins.tailscale_api import (
     DEFAULT_POLICY_TEXT,
     ApiError,

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from standins.runpod_account import PodSpec, StandinPod
 from standins.runpod_api import RunPodStandin
+from standins.runpod_records import PodSpec, StandinPod
 
 from .conftest import FAKES, GOOD_KEY, Pod
 

@@ -14,8 +14,8 @@ import pytest
 from coral_infra import cli
 from coral_infra.runpod import api, session
 from standins.pod_runtime import PodRuntime, PodRuntimeError
-from standins.runpod_account import PodSpec, StandinPod
 from standins.runpod_api import RunPodStandin
+from standins.runpod_records import PodSpec, StandinPod
 
 ACCOUNT_KEY = "rpa_CLI_TEST_ACCOUNT_KEY_0123456789"
 # A stand-in bootstrap: says the device is online at every boot, like start.sh.

@@ -17,8 +17,8 @@ import pytest
 from coral_infra.runpod import api, lifecycle, session
 from coral_infra.runpod.pod import PodProvider
 from standins.pod_runtime import PodRuntime, PodRuntimeError
-from standins.runpod_account import PodSpec
 from standins.runpod_api import RunPodStandin
+from standins.runpod_records import PodSpec
 from tests.runpod.conftest import serve
 from tests.runpod.helpers import API_KEY, FAST, count, pod_props
 

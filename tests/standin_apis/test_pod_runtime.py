@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from standins.pod_runtime import PodRuntime, PodRuntimeError
-from standins.runpod_account import PodSpec
 from standins.runpod_api import RunPodStandin
+from standins.runpod_records import PodSpec
 from tests.standin_apis.runpod_client import RunPodClient, pod_body, read_events
 
 # Writes a line per start into the volume, then stays up like a container's main process.

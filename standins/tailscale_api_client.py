@@ -1,12 +1,12 @@
 """The pulumi-tailscale provider stand-in's side of the Tailscale API v2: its calls and how
 a failed one reads.
 
-Apart from the gRPC servicer (standins/pulumi_tailscale_provider.py) because it is a
-different thing: the servicer maps Pulumi's resource operations onto calls, this module makes
-them as the real provider's client does (tailscale.com/client/tailscale/v2: paths under
-/api/v2, HTTP Basic `<key>:`, the policy file as HuJSON) and turns their failures into the
-errors the real provider shows: the API's message and status (`ApiError`), and for a failed
-delete the resource's own diagnostic as pulumi-terraform-bridge reports it (`delete_failed`).
+Apart from the provider's resources (standins/pulumi_tailscale_resources.py) because it is a
+different thing: they map each resource's operations onto calls, this module makes them as
+the real provider's client does (tailscale.com/client/tailscale/v2: paths under /api/v2, HTTP
+Basic `<key>:`, the policy file as HuJSON) and turns their failures into the errors the real
+provider shows: the API's message and status (`ApiError`), and for a failed delete the
+resource's own diagnostic as pulumi-terraform-bridge reports it (`delete_failed`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The pulumi-tailscale plugin stand-in (standins/pulumi_tailscale_provider.py) does what the
-real provider does for the behaviours this project relies on, over HTTP against the API
-stand-in. Each test is a row of docs/tailscale-api-conformance.md, which cites the real
-provider's source (terraform-provider-tailscale v0.29.2, bridged by pulumi-tailscale 0.29.x)."""
+"""The pulumi-tailscale plugin stand-in (standins/pulumi_tailscale_provider.py and its
+resources, standins/pulumi_tailscale_resources.py) does what the real provider does for the
+behaviours this project relies on, over HTTP against the API stand-in. Each test is a row of
+docs/tailscale-api-conformance.md, which cites the real provider's source
+(terraform-provider-tailscale v0.29.2, bridged by pulumi-tailscale 0.29.x)."""
 
 from __future__ import annotations
 

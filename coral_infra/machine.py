@@ -48,8 +48,9 @@ def pod_spec(
 ) -> dict[str, Any]:
     """The pod's inputs except the auth key and the network volume id (both known only
     during `up`). `runpod_api_url`: the stack's RunPod API when it is not RunPod's own (the
-    sandbox), for the idle stop in the pod. An injected bootstrap is named by its digest: the
-    pod provider puts the script into the pod's env (coral_infra/bootstrap)."""
+    sandbox), for the idle stop in the pod. An injected bootstrap is named by its digest (with
+    the idle stop's watcher when it is on): the pod provider puts the files into the pod's env
+    (coral_infra/bootstrap)."""
     inject = machine.bootstrap == "inject"
     env = {
         **machine.env,
@@ -75,7 +76,11 @@ def pod_spec(
         "volume_mount_path": machine.volume.mount_path,
         "ports": list(machine.ports),
         "env": env,
-        "bootstrap_script": bootstrap.script_digest() if inject else None,
+        "bootstrap_script": (
+            bootstrap.script_digest(idle_stop=machine.idle_stop_seconds is not None)
+            if inject
+            else None
+        ),
         "docker_args": bootstrap.start_command() if inject else None,
     }
 

@@ -275,7 +275,8 @@ def machine_problems(
     problems = [
         _provider_problem(prefix, failure, {**inputs, **(volume or {})}) for failure in failures
     ]
-    script = bootstrap.script_env() if spec["bootstrap_script"] else {}
+    # The injected bootstrap's files, as the pod provider adds them to the pod's env.
+    script = bootstrap.script_env_of(spec["bootstrap_script"])
     count = len(spec["env"]) + len(script) + 1
     if count > MAX_POD_ENV:
         program = sorted((set(spec["env"]) | set(script)) - set(machine.env))

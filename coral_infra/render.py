@@ -76,9 +76,11 @@ def _pod_section(stack: str, settings: Settings) -> str:
     for machine in settings.machines:
         spec: dict[str, Any] = pod_spec(stack, machine, settings.tailnet.login_server)
         env = dict(spec["env"])
-        if spec.pop("bootstrap_script"):
-            size = len(bootstrap.script_text().encode())
-            env[bootstrap.SCRIPT_ENV] = f"[base64 of coral_infra/bootstrap/start.sh, {size} bytes]"
+        digest = spec.pop("bootstrap_script")
+        # What the pod provider adds for the digest: start.sh, and idle_stop.sh with the idle stop.
+        for name, path in bootstrap.injected_files_of(digest).items():
+            size = path.stat().st_size
+            env[name] = f"[base64 of coral_infra/bootstrap/{path.name}, {size} bytes]"
         env[bootstrap.AUTH_KEY_ENV] = SECRET_PLACEHOLDER
         shown = {**spec, "env": env}
         volume = network_volume_spec(stack, machine)

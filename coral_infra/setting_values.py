@@ -241,6 +241,7 @@ RESERVED_ENV_SETTINGS = {
     "TS_EXTRA_ARGS": "coral:tailnet.loginServer",
     bootstrap.SCRIPT_ENV: "bootstrap",
     bootstrap.IDLE_STOP_ENV: "idleStop",
+    bootstrap.IDLE_STOP_SCRIPT_ENV: "idleStop",
     bootstrap.RUNPOD_API_URL_ENV: "coral:runpod",
 }
 RESERVED_ENV_ERROR = "reserved_env"

@@ -52,8 +52,8 @@ DEFAULT_PRODUCTION_STACKS = ("prod",)
 # Env names whose value is a credential by definition: the auth key has its own secret input.
 AUTH_KEY_ENV_NAMES = frozenset({"TAILSCALE_AUTHKEY", "TS_AUTHKEY", "TS_AUTH_KEY"})
 # Env values the program itself sets that are long and random-looking but not secrets: the
-# bootstrap script travels base64-encoded (coral_infra.bootstrap.SCRIPT_ENV).
-DEFAULT_ALLOWED_ENV = ("CORAL_BOOTSTRAP_B64",)
+# bootstrap's files travel base64-encoded (coral_infra.bootstrap.SCRIPT_FILES).
+DEFAULT_ALLOWED_ENV = ("CORAL_BOOTSTRAP_B64", "CORAL_IDLE_STOP_B64")
 # RunPod resolves these references inside the pod; the value never appears in the pod's spec.
 _RUNPOD_SECRET_REF = re.compile(r"^\{\{\s*RUNPOD_SECRET_[A-Za-z0-9_.-]+\s*\}\}$")
 # OpenSSH public keys (RunPod's PUBLIC_KEY convention) are random-looking but public.

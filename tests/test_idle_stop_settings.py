@@ -106,6 +106,7 @@ def test_a_short_idle_time_needs_a_loopback_runpod_stand_in(
     ("name", "setting"),
     [
         (bootstrap.IDLE_STOP_ENV, "coral:machines[0].idleStop"),
+        (bootstrap.IDLE_STOP_SCRIPT_ENV, "coral:machines[0].idleStop"),
         (bootstrap.RUNPOD_API_URL_ENV, "coral:runpod"),
     ],
 )

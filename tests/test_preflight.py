@@ -144,6 +144,51 @@ def test_pods_with_too_many_env_variables_for_runpod_are_refused() -> None:
     assert machine_problems("dev", 0, fits, None) == []
 
 
+def test_the_idle_stop_counts_its_watcher_among_the_pods_env_variables() -> None:
+    """With idleStop an injected pod also carries CORAL_IDLE_STOP and the watcher (idle_stop.sh,
+    CORAL_IDLE_STOP_B64): two more of RunPod's 50; an image (bootstrap: image) carries no
+    file at all."""
+    config = {
+        "coral:machines": [
+            {
+                "hostname": "busy",
+                "volume": {"kind": "pod"},
+                "idleStop": "2h",
+                "env": {f"VAR_{i}": "x" for i in range(44)},
+            }
+        ]
+    }
+    machine = parse_settings(config).machines[0]
+    assert [str(p) for p in machine_problems("dev", 0, machine, None)] == [
+        "coral:machines[0].env: the pod would get 51 environment variables (44 from env + 7 the "
+        "program sets: the auth key and CORAL_BOOTSTRAP_B64, CORAL_IDLE_STOP, "
+        "CORAL_IDLE_STOP_B64, CORAL_SSHD_PORT, TS_HOSTNAME, TS_STATE_DIR); RunPod allows at "
+        "most 50 per pod: remove 1 from env"
+    ]
+    image = machine.model_copy(update={"bootstrap": "image"})
+    assert machine_problems("dev", 0, image, None) == []
+
+
+def test_render_shows_the_bootstrap_files_each_pod_carries(tmp_path: Path) -> None:
+    """start.sh for every injected pod, idle_stop.sh beside it only with idleStop: by name and
+    size, never the base64 itself."""
+    prod = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
+    prod["coral:machines"][0]["idleStop"] = "2h"
+    idle = render("prod", project_with(tmp_path, prod=prod))
+    plain = render("prod")
+    script = f"[base64 of coral_infra/bootstrap/start.sh, {len(bootstrap.SCRIPT_PATH.read_bytes())} bytes]"
+    watcher = (
+        "[base64 of coral_infra/bootstrap/idle_stop.sh, "
+        f"{len(bootstrap.IDLE_STOP_SCRIPT_PATH.read_bytes())} bytes]"
+    )
+    assert f'"CORAL_BOOTSTRAP_B64": "{script}"' in idle
+    assert f'"CORAL_IDLE_STOP_B64": "{watcher}"' in idle
+    assert f'"CORAL_BOOTSTRAP_B64": "{script}"' in plain
+    assert "CORAL_IDLE_STOP_B64" not in plain
+    for text in (idle, plain):
+        assert bootstrap.script_env(idle_stop=True)[bootstrap.SCRIPT_ENV][:40] not in text
+
+
 def test_two_owners_and_an_unlisted_stack_are_found_in_the_project(tmp_path: Path) -> None:
     owner_tailnet = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
     second = {

@@ -291,10 +291,13 @@ def test_prod_pod_and_retained_network_volume() -> None:
     assert pod["volume_mount_path"] == "/workspace"
     assert pod["env"]["TS_HOSTNAME"] == "coral-machine"
     assert pod["env"]["TS_STATE_DIR"] == "/workspace/deps/runtime/tailscale"
-    # The script is named by its digest; the pod provider adds the script to the pod's env.
+    # The script is named by its digest (`sha256sum start.sh | sha256sum`: no idle stop, so no
+    # watcher); the pod provider adds the script to the pod's env.
     script = (PROJECT_ROOT / "coral_infra/bootstrap/start.sh").read_bytes()
-    assert pod["bootstrap_script"] == f"sha256:{hashlib.sha256(script).hexdigest()}"
+    listing = f"{hashlib.sha256(script).hexdigest()}  start.sh\n".encode()
+    assert pod["bootstrap_script"] == f"sha256:{hashlib.sha256(listing).hexdigest()}"
     assert "CORAL_BOOTSTRAP_B64" not in pod["env"]
+    assert "CORAL_IDLE_STOP_B64" not in pod["env"]
     assert "CORAL_BOOTSTRAP_B64" in pod["docker_args"]
     assert secret_value(pod["auth_key"]) == MOCK_AUTH_KEY
 

@@ -539,7 +539,14 @@ def test_env_the_program_sets_is_refused_naming_the_setting(name: str, expected:
 def test_every_env_name_the_program_sets_is_reserved() -> None:
     """The reserved names come from the bootstrap (one truth): whatever pod_env sets, with
     every option on, and the auth key, is refused in a stack's env."""
-    program_env = bootstrap.pod_env(userspace=True, extra_up_args=["--x=y"], include_script=True)
+    program_env = bootstrap.pod_env(
+        userspace=True,
+        extra_up_args=["--x=y"],
+        include_script=True,
+        idle_stop_seconds=3600,
+        runpod_api_url="http://127.0.0.1:8765",
+    )
+    assert bootstrap.IDLE_STOP_SCRIPT_ENV in program_env
     for name in [*program_env, bootstrap.AUTH_KEY_ENV]:
         problem = only_problem(with_change("machines.0.env", {name: "x"}))
         assert problem.startswith(f"coral:machines[0].env.{name}: {name} "), problem

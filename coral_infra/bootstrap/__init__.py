@@ -1,14 +1,23 @@
-"""The container bootstrap (start.sh) and the two ways it reaches a pod.
+"""The container bootstrap (start.sh, idle_stop.sh beside it) and the two ways it reaches a pod.
 
-(a) A baked image: the Dockerfile beside this module copies start.sh in, installs the pinned
-    tailscale with it and makes it the ENTRYPOINT.
+start.sh brings the pod onto the tailnet and runs its main command; idle_stop.sh is the idle
+stop's watcher, a concept of its own that start.sh sources from beside itself only when the
+pod has the idle stop on (CORAL_IDLE_STOP), so it shares start.sh's log and settings helpers.
+
+(a) A baked image: the Dockerfile beside this module copies both files in side by side,
+    installs the pinned tailscale with start.sh and makes start.sh the ENTRYPOINT.
 (b) A stock RunPod image: the pod's start command (`dockerArgs`) decodes start.sh from an env
-    var and runs it; start.sh downloads the pinned tailscale once, verifies its SHA-256 and caches
-    it on the volume. RunPod's GraphQL API pastes values into the query unescaped, so neither the
-    command nor any env value may hold a double quote, a backslash or a newline: the script
-    travels base64-encoded. The program names the script by its digest (`script_digest`), and
-    the pod provider puts the script itself into the pod's env (`script_env`) when it creates or
-    edits the pod: tens of kilobytes per pod stay out of the program's memory and the state.
+    var (SCRIPT_ENV) and runs it; start.sh downloads the pinned tailscale once, verifies its
+    SHA-256 and caches it on the volume. A pod with the idle stop also carries idle_stop.sh in
+    an env var of its own (IDLE_STOP_SCRIPT_ENV), which start.sh writes beside itself at every
+    start: the start command stays the same, and a pod without the idle stop carries neither
+    the watcher nor one more of RunPod's 50 env variables. RunPod's GraphQL API pastes values
+    into the query unescaped, so neither the command nor any env value may hold a double
+    quote, a backslash or a newline: the files travel base64-encoded. The program names the
+    files a pod carries by one digest (`script_digest`), and the pod provider puts the files
+    themselves into the pod's env (`script_env_of`) when it creates or edits the pod: tens of
+    kilobytes per pod stay out of the program's memory and the state, and a change to either
+    file edits the pods that carry it.
 
 The auth key is never rendered here: the caller adds it as the secret env var AUTH_KEY_ENV.
 """
@@ -26,10 +35,15 @@ from pathlib import Path
 from coral_infra.workspace import STATE_DIR
 
 SCRIPT_PATH = Path(__file__).with_name("start.sh")
+IDLE_STOP_SCRIPT_PATH = Path(__file__).with_name("idle_stop.sh")
+"""start.sh sources it by this name from its own directory (image and inject mode alike)."""
 DOCKERFILE_PATH = Path(__file__).with_name("Dockerfile")
 
 AUTH_KEY_ENV = "TAILSCALE_AUTHKEY"
 SCRIPT_ENV = "CORAL_BOOTSTRAP_B64"
+IDLE_STOP_SCRIPT_ENV = "CORAL_IDLE_STOP_B64"
+SCRIPT_FILES = {SCRIPT_ENV: SCRIPT_PATH, IDLE_STOP_SCRIPT_ENV: IDLE_STOP_SCRIPT_PATH}
+"""The files an injected pod can carry, each base64-encoded in an env var of its own."""
 # start.sh reads its settings from TS_* (containerboot's names) and CORAL_* variables and the
 # auth key from AUTH_KEY_ENV; pod_env sets several of them. A pod's own env must leave all of
 # them to the program: a user value would silently change what the bootstrap does, or lose.
@@ -59,31 +73,86 @@ def script_text() -> str:
 
 
 @functools.cache
-def _script_bytes() -> bytes:
-    return SCRIPT_PATH.read_bytes()
+def _file_bytes(path: Path) -> bytes:
+    return path.read_bytes()
 
 
-def _digest(script: bytes) -> str:
-    return DIGEST_PREFIX + hashlib.sha256(script).hexdigest()
+def injected_files(*, idle_stop: bool) -> dict[str, Path]:
+    """What an injected pod carries, by env var: start.sh, and idle_stop.sh only with the idle
+    stop on (a pod without it never runs the watcher, so a change to it leaves that pod be)."""
+    names = (SCRIPT_ENV, IDLE_STOP_SCRIPT_ENV) if idle_stop else (SCRIPT_ENV,)
+    return {name: SCRIPT_FILES[name] for name in names}
 
 
-def script_digest() -> str:
-    """start.sh named by its SHA-256 ("sha256:<hex>"): what the pod's inputs carry for it."""
-    return _digest(_script_bytes())
+def _digest(files: Mapping[str, bytes]) -> str:
+    """One SHA-256 for the files, as a shell prints it in this directory: `sha256sum start.sh
+    idle_stop.sh | sha256sum` (`sha256sum start.sh | sha256sum` without the watcher). Each
+    file's own SHA-256 and name, in SCRIPT_FILES' order, so a change to either file, or one
+    file more or fewer, is another digest."""
+    listing = "".join(
+        f"{hashlib.sha256(files[name]).hexdigest()}  {path.name}\n"
+        for name, path in SCRIPT_FILES.items()
+        if name in files
+    )
+    return DIGEST_PREFIX + hashlib.sha256(listing.encode()).hexdigest()
 
 
-def script_env() -> dict[str, str]:
-    """The env var that carries start.sh into a pod (base64, see the module docstring)."""
-    return {SCRIPT_ENV: base64.b64encode(_script_bytes()).decode("ascii")}
+def script_digest(*, idle_stop: bool) -> str:
+    """The files an injected pod carries named by one digest ("sha256:<hex>"): what the pod's
+    inputs carry for them (`bootstrap_script`)."""
+    return _digest(
+        {name: _file_bytes(path) for name, path in injected_files(idle_stop=idle_stop).items()}
+    )
 
 
-def digest_of_script_env(value: str) -> str | None:
-    """The digest of the script a pod's SCRIPT_ENV value carries (None if it is not base64):
-    how a pod read back from RunPod is compared with the program's `script_digest`."""
-    try:
-        return _digest(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError):
-        return None
+def injected_files_of(digest: str | None) -> dict[str, Path]:
+    """The files `digest` (a `script_digest`, or None: nothing injected) names, by env var.
+    Raises ValueError for a digest that names no files of this checkout."""
+    if digest is None:
+        return {}
+    for idle_stop in (False, True):
+        if script_digest(idle_stop=idle_stop) == digest:
+            return injected_files(idle_stop=idle_stop)
+    raise ValueError(
+        f"bootstrap_script {digest} is not coral_infra/bootstrap/start.sh as this checkout has "
+        f"it ({script_digest(idle_stop=False)}; with idle_stop.sh "
+        f"{script_digest(idle_stop=True)})"
+    )
+
+
+def _encoded(files: Mapping[str, Path]) -> dict[str, str]:
+    return {
+        name: base64.b64encode(_file_bytes(path)).decode("ascii") for name, path in files.items()
+    }
+
+
+def script_env(*, idle_stop: bool) -> dict[str, str]:
+    """The env vars that carry the injected files into a pod (base64, see the module docstring)."""
+    return _encoded(injected_files(idle_stop=idle_stop))
+
+
+def script_env_of(digest: str | None) -> dict[str, str]:
+    """The env vars carrying the files `digest` names (`injected_files_of`): how the pod
+    provider, given only the digest, fills the pod's env."""
+    return _encoded(injected_files_of(digest))
+
+
+def digest_of_script_env(env: Mapping[str, object]) -> str | None:
+    """The digest of the files a pod's env carries (its SCRIPT_FILES variables), None when it
+    carries none or a value is not base64: how a pod read back from RunPod is compared with
+    the program's `script_digest`."""
+    files: dict[str, bytes] = {}
+    for name in SCRIPT_FILES:
+        if name not in env:
+            continue
+        value = env[name]
+        if not isinstance(value, str):
+            return None
+        try:
+            files[name] = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return _digest(files) if files else None
 
 
 def _pinned(name: str) -> str:
@@ -108,7 +177,8 @@ def _check_api_safe(field: str, value: str) -> None:
 
 
 def start_command(main_command: Sequence[str] = (), script_dest: str = DEFAULT_SCRIPT_DEST) -> str:
-    """Renders the pod's start command: decode start.sh from SCRIPT_ENV and exec it.
+    """Renders the pod's start command: decode start.sh from SCRIPT_ENV and exec it (start.sh
+    itself writes idle_stop.sh beside it from IDLE_STOP_SCRIPT_ENV, where the pod carries it).
 
     The bash -c body is in single quotes, so it means the same whether RunPod splits the command
     into words or hands it to a shell; the env var is expanded only inside the container.
@@ -137,8 +207,8 @@ def pod_env(
 ) -> dict[str, str]:
     """The env vars a pod needs besides AUTH_KEY_ENV (which the caller adds as a secret).
 
-    include_script=False is for the baked image, which already contains start.sh, and for the
-    pod's inputs, which name the script by its digest (the pod provider adds it).
+    include_script=False is for the baked image, which already contains the files, and for the
+    pod's inputs, which name them by their digest (the pod provider adds them).
     idle_stop_seconds turns on the idle stop (None: off); runpod_api_url is where it stops the
     pod when that is not RunPod's own API.
     """
@@ -179,7 +249,7 @@ def pod_env(
         if runpod_api_url is not None:
             env[RUNPOD_API_URL_ENV] = runpod_api_url
     if include_script:
-        env.update(script_env())
+        env.update(script_env(idle_stop=idle_stop_seconds is not None))
     check_pod_fields(env)
     return env
 

@@ -15,10 +15,11 @@ Lifecycle decisions:
 - Update in place with NO RunPod call: auth_key alone. The auth key only matters for the first
   login; afterwards tailscaled's persisted state on the volume authenticates the node, so a
   rotated key must never restart or replace the pod. The new value is only recorded (secret).
-- The injected bootstrap (coral_infra/bootstrap/start.sh) is an input by its digest,
-  `bootstrap_script`; this provider puts the script itself into the pod's env when it creates or
-  edits the pod, and a pod read back is compared by the digest of the script in its env. State
-  and the program hold 71 characters per pod instead of the script (tens of kilobytes).
+- The injected bootstrap (coral_infra/bootstrap: start.sh, and idle_stop.sh with the idle stop)
+  is an input by its digest, `bootstrap_script`; this provider puts the files themselves into
+  the pod's env when it creates or edits the pod, and a pod read back is compared by the digest
+  of the files in its env. State and the program hold 71 characters per pod instead of the
+  files (tens of kilobytes).
 - Start, never replace, a stopped pod (`status`, see coral_infra/runpod/lifecycle.py): refresh
   records it as "stopped", the program asks for "start (stopped)" when the run's one listing of
   the account's pods finds it stopped, and the update starts it (same pod, host, volumes and
@@ -116,9 +117,9 @@ class PodArgs:
     env: pulumi.Input[Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     """Extra, non-secret environment variables; changing them edits the pod in place."""
     bootstrap_script: pulumi.Input[str] | None = None
-    """`bootstrap.script_digest()` to inject coral_infra/bootstrap/start.sh (this provider adds
-    it to the pod's env as `bootstrap.SCRIPT_ENV`), None for an image that has it; a change
-    (a new script) edits the pod in place."""
+    """`bootstrap.script_digest(...)` to inject coral_infra/bootstrap's start.sh (and the idle
+    stop's idle_stop.sh; this provider adds them to the pod's env, `bootstrap.script_env_of`),
+    None for an image that has them; a change (a new file) edits the pod in place."""
     docker_args: pulumi.Input[str] | None = None
     """Container start command override; changing it edits the pod in place."""
     status: pulumi.Input[str] = lifecycle.RUNNING
@@ -184,7 +185,7 @@ def _check_pod(news: dict[str, Any]) -> list[dyn.CheckFailure]:
             dyn.CheckFailure(
                 "bootstrap_script",
                 f"bootstrap_script must be {bootstrap.DIGEST_PREFIX}<64 hex digits> "
-                "(coral_infra.bootstrap.script_digest()) or unset",
+                "(coral_infra.bootstrap.script_digest(...)) or unset",
             )
         )
     docker_args = news.get("docker_args")
@@ -255,27 +256,21 @@ def _inputs(props: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _script_by_digest(props: Mapping[str, Any]) -> dict[str, Any]:
-    """`props` with a script that its env carries named by its digest instead (a pod read back
-    from RunPod, or state written when the program sent the script itself)."""
+    """`props` with the bootstrap files its env carries named by their digest instead (a pod
+    read back from RunPod, or state written when the program sent the script itself)."""
     env = props.get("env")
-    if not isinstance(env, Mapping) or bootstrap.SCRIPT_ENV not in env:
+    if not isinstance(env, Mapping) or not any(name in env for name in bootstrap.SCRIPT_FILES):
         return dict(props)
-    rest = {k: v for k, v in env.items() if k != bootstrap.SCRIPT_ENV}
-    script = env[bootstrap.SCRIPT_ENV]
-    digest = bootstrap.digest_of_script_env(script) if isinstance(script, str) else None
-    return {**props, "env": rest, "bootstrap_script": digest}
+    rest = {k: v for k, v in env.items() if k not in bootstrap.SCRIPT_FILES}
+    return {**props, "env": rest, "bootstrap_script": bootstrap.digest_of_script_env(env)}
 
 
 def _script_env(digest: Any) -> dict[str, str]:
-    """The pod's env var carrying the script that `digest` names (none without a digest)."""
-    if digest is None:
-        return {}
-    if digest != bootstrap.script_digest():
-        raise api.InvalidValueError(
-            f"bootstrap_script {digest} is not coral_infra/bootstrap/start.sh as this provider "
-            f"has it ({bootstrap.script_digest()}): run `pulumi up` from one checkout"
-        )
-    return bootstrap.script_env()
+    """The pod's env vars carrying the files that `digest` names (none without a digest)."""
+    try:
+        return bootstrap.script_env_of(digest)
+    except ValueError as error:
+        raise api.InvalidValueError(f"{error}: run `pulumi up` from one checkout") from None
 
 
 def _spec(props: Mapping[str, Any]) -> api.PodSpec:

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,15 +86,19 @@ class Pod:
         return Run(returncode, out.read_text(), self.fake)
 
     def launch(
-        self, *main: str, extra_env: dict[str, str] | None = None
+        self,
+        *main: str,
+        extra_env: dict[str, str] | None = None,
+        command: Sequence[str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Starts the script as a container would and leaves it running (its main command and
-        background work, e.g. the idle stop); `stop` ends it. Output goes to `output`."""
+        background work, e.g. the idle stop); `stop` ends it. Output goes to `output`.
+        `command` replaces the container's whole command (e.g. inject mode's start command)."""
         self.stop()
         self.fake.mkdir(exist_ok=True)
         with (self.root / "bootstrap.out").open("wb") as sink:
             proc = subprocess.Popen(
-                ["bash", str(SCRIPT_PATH), *(main or ("sleep", "60"))],
+                command or ["bash", str(SCRIPT_PATH), *(main or ("sleep", "60"))],
                 env={**self.env, **(extra_env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=sink,

@@ -1,10 +1,13 @@
-"""start.sh's idle stop: the watcher's decisions with stand-in sessions (children of the stand-in
-tailscaled and sshd, as real sessions are), a stand-in nvidia-smi, and the RunPod stand-in's
-REST API v2 as what the pod stops itself through (with its own pod-scoped key)."""
+"""The idle stop (idle_stop.sh, which start.sh sources when it is on): the watcher's decisions with
+stand-in sessions (children of the stand-in tailscaled and sshd, as real sessions are), a stand-in
+nvidia-smi, and the RunPod stand-in's REST API v2 as what the pod stops itself through (with its
+own pod-scoped key); and how the watcher reaches an injected pod (in its env, beside start.sh)."""
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -12,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from coral_infra.bootstrap import IDLE_STOP_SCRIPT_PATH, SCRIPT_PATH, pod_env, start_command
 from standins.runpod_api import RunPodStandin
 from standins.runpod_records import PodSpec, StandinPod
 
@@ -226,8 +230,60 @@ def test_without_idle_stop_there_is_no_watcher(pod: Pod, idle_env: dict[str, str
     assert not (pod.state_dir / "idle.log").exists()
 
 
+def test_an_injected_pod_runs_the_watcher_its_env_carries(
+    pod: Pod, runpod: RunPodStandin, pod_record: StandinPod, idle_env: dict[str, str]
+) -> None:
+    """inject mode: the start command decodes start.sh into the pod's /tmp, where no
+    idle_stop.sh is, and start.sh writes the watcher beside itself from CORAL_IDLE_STOP_B64,
+    replacing whatever an earlier start left there; the idle stop fires from that file."""
+    pod_tmp = pod.root / "pod-tmp"
+    pod_tmp.mkdir()
+    watcher = pod_tmp / "idle_stop.sh"
+    watcher.write_text("start_idle_stop() { log 'a stale watcher from an earlier start'; }\n")
+    program_env = pod_env(idle_stop_seconds=IDLE_S, runpod_api_url=runpod.url)
+    assert program_env["CORAL_IDLE_STOP_B64"]
+    for value in program_env.values():
+        assert '"' not in value and "\\" not in value and "\n" not in value
+    command = start_command(["sleep", "60"], script_dest=str(pod_tmp / "coral-start.sh"))
+    proc = pod.launch(
+        extra_env={**program_env, **idle_env, "TS_STATE_DIR": str(pod.state_dir)},
+        command=shlex.split(command),
+    )
+
+    wait_until(lambda: status(runpod, pod_record) == "EXITED", 20, "the pod did not stop", pod)
+    assert watcher.read_bytes() == IDLE_STOP_SCRIPT_PATH.read_bytes()
+    assert "a stale watcher" not in pod.output
+    assert f"idle stop on: this pod ({pod_record.id})" in idle_log(pod)
+    assert proc.poll() is None  # the main command runs on; RunPod stops the container
+    for text in (idle_log(pod), pod.output):
+        assert pod_record.api_key not in text and GOOD_KEY not in text
+
+
+def test_without_the_watcher_the_idle_stop_is_off_and_says_why(
+    pod: Pod, idle_env: dict[str, str]
+) -> None:
+    """start.sh alone (an injected pod whose env lacks CORAL_IDLE_STOP_B64): the pod still
+    comes up and runs its main command; the log says what is missing."""
+    alone = pod.root / "alone"
+    alone.mkdir()
+    shutil.copy(SCRIPT_PATH, alone / "coral-start.sh")
+    marker = pod.root / "main-ran"
+    proc = pod.launch(
+        extra_env=idle_env, command=["bash", str(alone / "coral-start.sh"), "touch", str(marker)]
+    )
+    assert proc.wait(timeout=30) == 0, pod.output
+    log = pod.output
+    assert marker.exists()
+    assert "Tailscale SSH enabled" in log
+    assert (
+        f"ERROR: CORAL_IDLE_STOP is set but {alone}/idle_stop.sh is missing (inject mode: the "
+        "pod's env has no CORAL_IDLE_STOP_B64); the idle stop is off"
+    ) in log
+    assert not (pod.state_dir / "idle.log").exists()
+    assert not (alone / "idle_stop.sh").exists()
+
+
 def test_the_markers_the_pod_provider_waits_for_are_what_start_sh_logs() -> None:
-    from coral_infra.bootstrap import SCRIPT_PATH
     from coral_infra.runpod import lifecycle
 
     script = SCRIPT_PATH.read_text()

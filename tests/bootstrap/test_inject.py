@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from coral_infra.bootstrap import (
+    IDLE_STOP_SCRIPT_ENV,
     SCRIPT_ENV,
     SCRIPT_PATH,
     TAILSCALE_SHA256_AMD64,
@@ -159,6 +160,7 @@ def test_start_command_round_trips_the_script(pod: Pod) -> None:
     for text in [command, *env.values()]:
         assert '"' not in text and "\\" not in text and "\n" not in text
     assert env[SCRIPT_ENV] and "TAILSCALE_AUTHKEY" not in env
+    assert IDLE_STOP_SCRIPT_ENV not in env  # no idle stop: the watcher does not travel
 
     full_env = {**pod.env, **env, "TS_STATE_DIR": str(pod.state_dir)}
     # RunPod may split the command into words (docker CMD) or hand it to a shell: both work.
@@ -173,6 +175,7 @@ def test_start_command_round_trips_the_script(pod: Pod) -> None:
             pod.sessions.append(proc.pid)
             assert proc.wait(timeout=30) == 0, (pod.root / "out").read_text()
         assert dest.read_bytes() == SCRIPT_PATH.read_bytes()
+        assert not (dest.parent / "idle_stop.sh").exists()
         assert (pod.root / "main-ran").exists()
         assert "Tailscale SSH enabled" not in (pod.root / "out").read_text()  # no key given
         assert "no auth key was given" in (pod.root / "out").read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coral_infra.bootstrap import DOCKERFILE_PATH, SCRIPT_PATH
+from coral_infra.bootstrap import DOCKERFILE_PATH, IDLE_STOP_SCRIPT_PATH, SCRIPT_PATH
 
 from .conftest import FAKES
 
@@ -26,6 +26,7 @@ def tool(name: str) -> str:
     "script",
     [
         SCRIPT_PATH,
+        IDLE_STOP_SCRIPT_PATH,
         FAKES / "tailscale",
         FAKES / "tailscaled",
         FAKES / "sshd",
@@ -33,13 +34,22 @@ def tool(name: str) -> str:
     ],
 )
 def test_shellcheck_clean(script: Path) -> None:
+    # --external-sources: start.sh is checked with idle_stop.sh, which it sources, in view.
     done = subprocess.run(
-        [tool("shellcheck"), "--severity=style", "--shell=bash", str(script)],
+        [tool("shellcheck"), "--severity=style", "--shell=bash", "--external-sources", str(script)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("script", [SCRIPT_PATH, IDLE_STOP_SCRIPT_PATH])
+def test_bash_parses_the_bootstrap(script: Path) -> None:
+    """bash itself, besides shellcheck: a file start.sh sources must parse in the bash that runs
+    it (a syntax error there would only show when a pod turns the idle stop on)."""
+    done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 def test_hadolint_clean() -> None:
@@ -56,6 +66,11 @@ def test_linters_catch_problems(tmp_path: Path) -> None:
     """Guards against a linter that silently passes everything."""
     bad_script = tmp_path / "bad.sh"
     bad_script.write_text("#!/bin/bash\nrm -rf $1/*\n")
+    # A sourced library like idle_stop.sh: no shebang, the shell named by a directive.
+    bad_library = tmp_path / "bad_library.sh"
+    bad_library.write_text("# shellcheck shell=bash\nclean() {\n    rm -rf $1/*\n}\n")
+    assert subprocess.run([tool("shellcheck"), str(bad_library)], capture_output=True).returncode
+    assert subprocess.run(["bash", "-n", "-c", "f() {"], capture_output=True).returncode
     bad_dockerfile = tmp_path / "Dockerfile"
     bad_dockerfile.write_text("FROM ubuntu:latest\nRUN apt-get install curl\n")
     assert subprocess.run([tool("shellcheck"), str(bad_script)], capture_output=True).returncode

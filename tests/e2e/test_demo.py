@@ -35,6 +35,7 @@ WATCHED = (
     "/usr/local/bin/tailscale",
     "/usr/local/bin/tailscaled",
     "/tmp/coral-start.sh",
+    "/tmp/idle_stop.sh",
 )
 
 

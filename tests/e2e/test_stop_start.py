@@ -8,6 +8,7 @@ The tests are the steps of one stack's life, in file order, on one sandbox (conf
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from coral_infra.bootstrap import IDLE_STOP_SCRIPT_PATH
 from standins.sandbox import RUNPOD_API_KEY, Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -208,6 +210,15 @@ def test_the_idle_stop_fires_and_an_open_ssh_session_holds_it_off(
             60,
             "the watcher did not see the SSH session",
         )
+        # The watcher reached the injected pod in its env: start.sh wrote it beside itself.
+        carried = subprocess.run(
+            runtime.shell_command(pod_id, "sha256sum /tmp/idle_stop.sh"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        watcher = hashlib.sha256(IDLE_STOP_SCRIPT_PATH.read_bytes()).hexdigest()
+        assert carried.stdout.split()[:1] == [watcher], carried.stdout + carried.stderr
         time.sleep(40)  # longer than the idle time: the open session holds the stop off
         assert pod_status(sandbox, pod_id) == "RUNNING", idle_log(sandbox, pod_id)
         assert "stopping this pod" not in idle_log(sandbox, pod_id)

@@ -95,8 +95,9 @@ def test_pack_config_machine_tags_match_the_stack_files() -> None:
         assert "local" not in tags
 
 
-def test_allowed_env_default_is_the_bootstrap_script_variable() -> None:
-    assert guardrails.DEFAULT_ALLOWED_ENV == (bootstrap.SCRIPT_ENV,)
+def test_allowed_env_default_is_the_bootstrap_script_variables() -> None:
+    assert tuple(bootstrap.SCRIPT_FILES) == guardrails.DEFAULT_ALLOWED_ENV
+    assert set(bootstrap.script_env(idle_stop=True)) == set(bootstrap.SCRIPT_FILES)
     assert {bootstrap.AUTH_KEY_ENV} <= guardrails.AUTH_KEY_ENV_NAMES
 
 

@@ -71,7 +71,9 @@ def boot_bootstrap(
     env = {"TS_HOSTNAME": name}
     if key is not None:
         env["TS_AUTHKEY"] = key
-    return start_bootstrap(bed, bin_dir, net.headscale, state, name, env, script=script)
+    return start_bootstrap(
+        bed, bin_dir, net.headscale, state, name, env, script=script, own_var_run=True
+    )
 
 
 def boot_containerboot(

@@ -216,6 +216,22 @@ def _container_env(
     return sock, home, env
 
 
+# containerboot links the socket it was given at the CLI's default path when the two differ
+# (/var/run/tailscale/tailscaled.sock, tailscale#6849). On a host that link and its directory
+# would outlive the run, so it runs in a mount namespace of its own with an empty /var/run:
+# both go with it. Needs root and unshare, as the sandbox's pods do.
+OWN_VAR_RUN = (
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount -t tmpfs coral-var-run /var/run && exec "$@"',
+    "sh",
+)
+
+
 def start_bootstrap(
     testbed: Testbed,
     bin_dir: Path,
@@ -225,9 +241,11 @@ def start_bootstrap(
     env: Mapping[str, str],
     main_command: Sequence[str] = ("sleep", "3600"),
     script: Path = SCRIPT_PATH,
+    own_var_run: bool = False,
 ) -> TailscaleNode:
     """Runs the real coral_infra/bootstrap/start.sh (or another version of it: `script`, for
-    the benchmark's before/after) as the container entrypoint would.
+    the benchmark's before/after) as the container entrypoint would. `own_var_run`: started
+    the way containerboot is here (OWN_VAR_RUN), so the benchmark times both alike.
 
     `env` holds the test's choice of auth key variables; the rest of the contract
     (state dir, socket, userspace, login server, binaries) is filled in here.
@@ -242,7 +260,8 @@ def start_bootstrap(
         "CORAL_CLI_SOCKET": str(testbed.path(f"{name}-default-run") / "tailscaled.sock"),
         **env,
     }
-    daemon = testbed.spawn(name, ["bash", str(script), *main_command], full_env, marker=str(sock))
+    argv = [*(OWN_VAR_RUN if own_var_run else ()), "bash", str(script), *main_command]
+    daemon = testbed.spawn(name, argv, full_env, marker=str(sock))
     return TailscaleNode(bin_dir, sock, state_dir, home, daemon)
 
 
@@ -257,10 +276,12 @@ def start_containerboot(
 ) -> TailscaleNode:
     """Tailscale's own container entrypoint, the reference our bootstrap is measured against.
 
-    It finds tailscaled/tailscale on PATH (base_env puts bin_dir first).
+    It finds tailscaled/tailscale on PATH (base_env puts bin_dir first); it runs with a
+    /var/run of its own (OWN_VAR_RUN).
     """
     sock, home, env = _container_env(testbed, bin_dir, headscale, state_dir, name, extra_up_args)
     if auth_key is not None:
         env["TS_AUTHKEY"] = auth_key
-    daemon = testbed.spawn(name, [str(bin_dir / "containerboot")], env, marker=str(sock))
+    argv = [*OWN_VAR_RUN, str(bin_dir / "containerboot")]
+    daemon = testbed.spawn(name, argv, env, marker=str(sock))
     return TailscaleNode(bin_dir, sock, state_dir, home, daemon)

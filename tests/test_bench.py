@@ -30,8 +30,13 @@ def can_run_sandbox() -> bool:
 def test_each_benchmark_runs_on_a_tiny_size(name: str) -> None:
     if name in NEEDS_SANDBOX and not can_run_sandbox():
         pytest.skip(f"{name} needs root and unshare (the sandbox's pods, headscale)")
+    default_socket_dir = Path("/var/run/tailscale")
+    before = sorted(default_socket_dir.iterdir()) if default_socket_dir.exists() else None
     report = importlib.import_module(name).run(quick=True)
     assert isinstance(report, str)
+    # containerboot links its socket there (tailscale#6849): never on the host.
+    after = sorted(default_socket_dir.iterdir()) if default_socket_dir.exists() else None
+    assert after == before, f"{name} left {default_socket_dir} on the host: {after}"
     if name != "bench.api_calls":
         assert "ratio median" in report, report
     else:

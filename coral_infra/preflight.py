@@ -275,8 +275,8 @@ def machine_problems(
     problems = [
         _provider_problem(prefix, failure, {**inputs, **(volume or {})}) for failure in failures
     ]
-    # The injected bootstrap's files, as the pod provider adds them to the pod's env.
-    script = bootstrap.script_env_of(spec["bootstrap_script"])
+    # The injected bootstrap's files, one env var each as the pod provider adds them.
+    script = bootstrap.injected_files_of(spec["bootstrap_script"])
     count = len(spec["env"]) + len(script) + 1
     if count > MAX_POD_ENV:
         program = sorted((set(spec["env"]) | set(script)) - set(machine.env))

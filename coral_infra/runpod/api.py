@@ -448,7 +448,7 @@ _catalogs: dict[tuple[str, str, tuple[str, ...]], Catalog] = {}
 
 def get_catalog(clouds: Sequence[str]) -> Catalog:
     """GPU types (price, and stock in `clouds`) and data centers; read once per process."""
-    key = (session._credentials.api, base_url(), tuple(sorted(set(clouds))))
+    key = (session.current_api(), base_url(), tuple(sorted(set(clouds))))
     if key not in _catalogs:
         require_key()
         wire = session.wire()

@@ -31,11 +31,6 @@ class HasId(Protocol):
 T = TypeVar("T", bound=HasId)
 
 
-def _source() -> tuple[str, str, str]:
-    """Which account and API a listing belongs to (a key change means another account)."""
-    return (session.current_api(), session.base_url(), session._credentials.api_key or "")
-
-
 class Listing(Generic[T]):
     """One kind of thing the account holds, listed by `fetch`."""
 
@@ -50,7 +45,7 @@ class Listing(Generic[T]):
         """The listing, reused when it is recent and from the same account and API."""
         with self._lock:
             fresh_enough = time.monotonic() - self._at <= session.timing.listing_ttl
-            if self._source != _source() or not fresh_enough:
+            if self._source != session.account() or not fresh_enough:
                 self._store(self._fetch())
             return list(self._items)
 
@@ -67,7 +62,7 @@ class Listing(Generic[T]):
             self._items = [item for item in self._items if item.id != item_id]
 
     def _store(self, items: list[T]) -> None:
-        self._items, self._source, self._at = list(items), _source(), time.monotonic()
+        self._items, self._source, self._at = list(items), session.account(), time.monotonic()
 
 
 def _list_pods() -> list[PodInfo]:

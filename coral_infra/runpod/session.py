@@ -15,6 +15,7 @@ the waits tiny by replacing `timing` here.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -242,6 +243,13 @@ def require_key() -> str:
 def base_url() -> str:
     """The API host, read on every call like the SDK does."""
     return (os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def account() -> tuple[str, str, str]:
+    """Which account and API the calls go to now: the wire format, the host and the key's
+    SHA-256 (what a cache of the account's answers is kept for; never the key itself)."""
+    key_hash = hashlib.sha256((_credentials.api_key or "").encode()).hexdigest()
+    return (_credentials.api, base_url(), key_hash)
 
 
 # --- values: nothing is sent unchecked -------------------------------------------------------
